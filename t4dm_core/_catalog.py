@@ -1,0 +1,132 @@
+"""Where every version of every memory lives, and the learning deltas of current versions.
+
+``versions[namespace][id]`` is the LSN-ordered list of :class:`VersionRef` (memtable or
+segment row). The last entry is the current version unless it is a tombstone. Superseding a
+version clears the old row's live flag (which also hides it from that segment's HNSW).
+Mutated only under the engine's exclusive lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["Catalog", "RowSource", "VersionRef", "version_at"]
+
+
+class RowSource(Protocol):
+    """What the memtable and segments have in common."""
+
+    n: int
+    ids: list[str]
+    namespace: list[str]
+
+    @property
+    def live(self) -> np.ndarray: ...
+    @property
+    def vectors(self) -> np.ndarray: ...
+    @property
+    def ns_codes(self) -> np.ndarray: ...
+    def set_live(self, row: int, value: bool) -> None: ...
+    def row_text(self, row: int) -> str | None: ...
+    def row_metadata(self, row: int) -> dict[str, Any]: ...
+    def row_fields(self, row: int) -> dict[str, Any]: ...
+    def row_vector(self, row: int) -> np.ndarray: ...
+
+
+class VersionRef:
+    __slots__ = ("deleted", "lsn", "recorded_at", "row", "source")
+
+    def __init__(self, lsn: int, recorded_at: float, deleted: bool, source: RowSource, row: int) -> None:
+        self.lsn = lsn
+        self.recorded_at = recorded_at
+        self.deleted = deleted
+        self.source = source
+        self.row = row
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self.versions: dict[str, dict[str, list[VersionRef]]] = {}
+        self.deltas: dict[tuple[str, str], dict[str, float]] = {}
+        self.live_count = 0
+
+    def add_version(self, namespace: str, memory_id: str, ref: VersionRef) -> None:
+        """Append a newer version (LSN order), superseding the current one."""
+        chain = self.versions.setdefault(namespace, {}).setdefault(memory_id, [])
+        if chain:
+            prev = chain[-1]
+            if not prev.deleted:
+                prev.source.set_live(prev.row, False)
+                self.live_count -= 1
+        chain.append(ref)
+        if not ref.deleted:
+            self.live_count += 1
+        self.deltas.pop((namespace, memory_id), None)
+
+    def load_chain(self, namespace: str, memory_id: str, refs: list[VersionRef]) -> None:
+        """Install a key's full history at open (refs in any order); fixes liveness."""
+        refs.sort(key=lambda r: r.lsn)
+        for ref in refs[:-1]:
+            if not ref.deleted:
+                ref.source.set_live(ref.row, False)
+        self.versions.setdefault(namespace, {})[memory_id] = refs
+        if not refs[-1].deleted:
+            self.live_count += 1
+
+    def current(self, namespace: str, memory_id: str) -> VersionRef | None:
+        chain = self.versions.get(namespace, {}).get(memory_id)
+        if not chain or chain[-1].deleted:
+            return None
+        return chain[-1]
+
+    def chain(self, namespace: str, memory_id: str) -> list[VersionRef]:
+        return self.versions.get(namespace, {}).get(memory_id, [])
+
+    def apply_delta(self, namespace: str, memory_id: str, field: str, delta: float, lsn: int) -> None:
+        ref = self.current(namespace, memory_id)
+        if ref is None or lsn <= ref.lsn:
+            return
+        fields = self.deltas.setdefault((namespace, memory_id), {})
+        fields[field] = fields.get(field, 0.0) + delta
+
+    def delta(self, namespace: str, memory_id: str) -> dict[str, float]:
+        return self.deltas.get((namespace, memory_id), {})
+
+    def relocate(self, old: RowSource, new: RowSource, row_of_lsn: dict[int, int]) -> None:
+        """Point refs of versions that moved from ``old`` to rows of ``new`` (flush/compaction)."""
+        for namespace, memory_id in {(ns, i) for ns, i in zip(new.namespace, new.ids, strict=True)}:
+            for ref in self.versions[namespace][memory_id]:
+                if ref.source is old and ref.lsn in row_of_lsn:
+                    ref.source = new
+                    ref.row = row_of_lsn[ref.lsn]
+
+    def visible_at(self, namespace: str, tx_time: float | None, valid_time: float | None,
+                   valid_range: Any) -> list[VersionRef]:
+        """Versions that were current at transaction time ``tx_time`` and valid at ``valid_time``.
+
+        ``valid_range(ref)`` returns (valid_from, valid_to) of a version.
+        """
+        out = []
+        for chain in self.versions.get(namespace, {}).values():
+            ref = version_at(chain, tx_time)
+            if ref is None or ref.deleted:
+                continue
+            if valid_time is not None:
+                start, end = valid_range(ref)
+                if valid_time < start or (end is not None and valid_time >= end):
+                    continue
+            out.append(ref)
+        return out
+
+
+def version_at(chain: list[VersionRef], tx_time: float | None) -> VersionRef | None:
+    """The version of a chain the store believed current at ``tx_time`` (None = now)."""
+    if tx_time is None:
+        return chain[-1]
+    for ref in reversed(chain):
+        if ref.recorded_at <= tx_time:
+            return ref
+    return None
+

@@ -1,0 +1,1 @@
+"""Vector indexes: HNSW per segment (hnswlib) and exact scoring."""

@@ -1,0 +1,65 @@
+"""Every tunable of a store, with its default and what it means for crashes and speed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from t4dm_core.errors import InvalidInputError
+
+__all__ = ["Options", "SyncMode"]
+
+SyncMode = Literal["normal", "full"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Store options. All have safe defaults; pass ``Options(...)`` to ``t4dm_core.open``.
+
+    Attributes:
+        sync: WAL durability of an acknowledged write.
+            ``"normal"`` (default): every commit is written to the OS before the call
+            returns, so it survives a crash or SIGKILL of the process; a power loss or
+            kernel crash may lose a suffix of the most recent commits (never a hole).
+            ``"full"``: every commit is also fsynced (group commit: concurrent writers
+            share one fsync) before the call returns, so it survives power loss too.
+        memtable_max_records: flush the memtable into a segment when it holds this many
+            versions (the flush runs in the writing thread).
+        hnsw_m: HNSW graph degree of segment indexes.
+        hnsw_ef_construction: HNSW build-time beam width.
+        hnsw_ef_search: default HNSW query beam width (raised automatically to at least k).
+        exact_search_max_rows: a filtered or namespace-restricted search over a segment
+            uses exact (brute-force) scoring when at most this many rows qualify, and
+            widened HNSW search with post-filtering otherwise.
+        exact_search_max_fraction: also use exact scoring when the qualifying fraction of a
+            segment is below this.
+        compaction_min_merge: size-tiered compaction merges a tier once it holds this many
+            segments.
+        compaction_size_ratio: segments whose row counts lie within this factor share a tier.
+        num_threads: threads hnswlib may use for index builds (-1 = all cores).
+        retain_manifests: manifests kept on disk (with every file they reference), so a
+            damaged newest manifest can fall back to the previous consistent state.
+    """
+
+    sync: SyncMode = "normal"
+    memtable_max_records: int = 50_000
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 64
+    exact_search_max_rows: int = 20_000
+    exact_search_max_fraction: float = 0.05
+    compaction_min_merge: int = 4
+    compaction_size_ratio: float = 4.0
+    num_threads: int = -1
+    retain_manifests: int = 2
+
+    def __post_init__(self) -> None:
+        if self.sync not in ("normal", "full"):
+            raise InvalidInputError(f"Options.sync must be 'normal' or 'full', got {self.sync!r}")
+        for name in ("memtable_max_records", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"Options.{name} must be >= 1")
+        if self.retain_manifests < 2:
+            raise InvalidInputError("Options.retain_manifests must be >= 2 (fallback needs one spare)")
+        if self.compaction_min_merge < 2:
+            raise InvalidInputError("Options.compaction_min_merge must be >= 2")

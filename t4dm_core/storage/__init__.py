@@ -1,0 +1,1 @@
+"""Storage layer: file system abstraction, WAL, memtable, segments, manifest, lock."""

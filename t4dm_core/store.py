@@ -1,0 +1,837 @@
+"""The T4DX store: one directory, one writer process, any number of readers.
+
+Write path: validate → embed (outside any lock) → WAL record (one per batch: atomic) →
+memtable (+ catalog of versions, edge graph, learning deltas). Reads pin nothing on disk:
+segments are immutable and memory-mapped, and a superseded file is unlinked only after a
+newer manifest no longer retains it (POSIX keeps unlinked mapped files readable).
+
+Thread-safety: every public method may be called from many threads. Writers are serialised
+by one mutex; readers share a readers-writer lock that writers take exclusively only for the
+microseconds it takes to apply a batch, so searches run while writes continue. A handle
+must not be used after ``fork()`` (it raises StoreClosedError in the child).
+
+Crash semantics: see :class:`~t4dm_core.options.Options` ``sync``. Learning writes
+(:meth:`Store.bump`, :meth:`Store.strengthen`) are buffered: they become durable with the
+next acknowledged write, :meth:`Store.flush` or :meth:`Store.close`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from t4dm_core._catalog import Catalog, RowSource, VersionRef, version_at
+from t4dm_core._rwlock import RWLock
+from t4dm_core._validation import (
+    check_id,
+    check_metadata,
+    check_namespace,
+    check_text,
+    normalize_matrix,
+    normalize_vector,
+    to_timestamp,
+)
+from t4dm_core.embedding import Embedder, resolve_embedder
+from t4dm_core.errors import (
+    CorruptionError,
+    DuplicateIdError,
+    EmbedderMismatchError,
+    InvalidInputError,
+    MemoryNotFoundError,
+    ReadOnlyError,
+    StorageError,
+    StoreClosedError,
+    StoreFailedError,
+)
+from t4dm_core.filters import Filter, compile_filter
+from t4dm_core.graph.adjacency import EdgeGraph
+from t4dm_core.index.exact import top_k_exact
+from t4dm_core.options import Options
+from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
+from t4dm_core.storage.fs import FileSystem, LocalFS
+from t4dm_core.storage.lock import WriterLock
+from t4dm_core.storage.manifest import load_newest_manifest, manifest_name, write_manifest
+from t4dm_core.storage.memtable import Memtable
+from t4dm_core.storage.ops import COUNTER_FIELDS, DeleteOp, EdgeOp, FieldDeltaOp, Op, PutOp, decode_batch, encode_batch
+from t4dm_core.storage.segment import Segment, SegmentData, write_segment
+from t4dm_core.storage.wal import WalWriter, list_wal_numbers, read_wal, wal_path
+from t4dm_core.types import DEFAULT_EDGE_TYPE, DEFAULT_NAMESPACE, Edge, Hit, Memory, Neighbor
+
+__all__ = ["AsOf", "Store", "open_store"]
+
+log = logging.getLogger("t4dm")
+AsOf = float | Any | tuple[Any, Any] | None
+MAX_K = 10_000
+MAX_HOPS = 16
+_TMP_SUFFIXES = (".tmp", ".build")
+
+
+def open_store(path: str | os.PathLike[str] | None = None, *, dim: int | None = None, embedder: Any = None,
+               options: Options | None = None, read_only: bool = False, fs: FileSystem | None = None) -> Store:
+    """Open (or create) a store. See :func:`t4dm_core.open`."""
+    temporary = path is None or str(path) == ":memory:"
+    if read_only and temporary:
+        raise InvalidInputError("a temporary store cannot be opened read-only")
+    directory = tempfile.mkdtemp(prefix="t4dm-") if temporary else os.path.abspath(os.fspath(path))  # type: ignore[arg-type]
+    return Store(directory, dim=dim, embedder=embedder, options=options or Options(), read_only=read_only,
+                 fs=fs or LocalFS(), temporary=temporary)
+
+
+class Store:
+    """An open T4DM store. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, directory: str, *, dim: int | None, embedder: Any, options: Options, read_only: bool,
+                 fs: FileSystem, temporary: bool) -> None:
+        self.path = directory
+        self.options = options
+        self.read_only = read_only
+        self._fs = fs
+        self._temporary = temporary
+        self._pid = os.getpid()
+        self._closed = False
+        self._failed: BaseException | None = None
+        self._rw = RWLock()
+        self._write_mutex = threading.RLock()
+        self._compaction_lock = threading.Lock()
+        self._policy: CompactionPolicy = SizeTieredPolicy(options.compaction_min_merge, options.compaction_size_ratio)
+        self._lock: WriterLock | None = None
+        self._wal: WalWriter | None = None
+        self._ns_lookup: dict[str, int] = {}
+        self._segments: list[Segment] = []
+        self._catalog = Catalog()
+        self._graph = EdgeGraph()
+        self._retained: list[dict[str, Any]] = []
+        try:
+            self._open(dim, embedder)
+        except BaseException:
+            self._release_files()
+            raise
+
+    # ------------------------------------------------------------------ open
+    def _open(self, dim: int | None, embedder: Any) -> None:
+        fs = self._fs
+        if self.read_only:
+            if not fs.exists(self.path):
+                raise InvalidInputError(f"no store at {self.path}")
+        else:
+            fs.makedirs(self.path)
+            self._lock = WriterLock(self.path)
+        choice = load_newest_manifest(fs, self.path, self.options.retain_manifests)
+        body = choice.current
+        self._embedder, self.dim = resolve_embedder(
+            embedder, dim, body.get("embedder") if body else None, body.get("dim") if body else None)
+        if body is None:
+            if self.read_only:
+                raise InvalidInputError(f"no store at {self.path} (no manifest)")
+            body = self._create_new()
+        self._retained = choice.bodies or [body]
+        self._manifest = body
+        self._next_file = max(body["next_file_number"], self._max_file_number() + 1)
+        self._mem = Memtable(self.dim)
+        for entry in body["segments"]:
+            self._segments.append(Segment.open(fs, self.path, entry, self.dim, self._ns_lookup))
+        self._load_catalog()
+        self._next_lsn = body["flushed_lsn"] + 1
+        self._last_ts = body["last_ts"]
+        self._replay_wal(body)
+        if (self._embedder is not None and body.get("embedder") is None and not self.read_only):
+            self._manifest = {**self._manifest, "embedder": self._embedder.name}
+            self._commit_manifest(self._manifest)
+        if not self.read_only:
+            number = self._alloc_file_number()
+            self._wal = WalWriter(fs, wal_path(self.path, number), number, create=True)
+            fs.sync_dir(self.path)
+            self._gc()
+
+    def _create_new(self) -> dict[str, Any]:
+        number = 1
+        wal = WalWriter(self._fs, wal_path(self.path, number), number, create=True)
+        wal.sync_to(wal.size)
+        wal.close()
+        self._fs.sync_dir(self.path)
+        body = {"dim": self.dim, "embedder": self._embedder.name if self._embedder else None, "metric": "cosine",
+                "next_file_number": 2, "flushed_lsn": -1, "last_ts": 0.0, "wal_numbers": [number],
+                "segments": [], "created_at": time.time()}
+        write_manifest(self._fs, self.path, 1, body)
+        return {**body, "format": 1, "version": 1}
+
+    def _max_file_number(self) -> int:
+        best = 0
+        for name in self._fs.listdir(self.path):
+            stem = name.split(".")[0]
+            for prefix in ("wal-", "seg-"):
+                if stem.startswith(prefix) and stem[len(prefix):].isdigit():
+                    best = max(best, int(stem[len(prefix):]))
+        return best
+
+    def _alloc_file_number(self) -> int:
+        number = self._next_file
+        self._next_file += 1
+        return number
+
+    def _load_catalog(self) -> None:
+        chains: dict[tuple[str, str], list[VersionRef]] = {}
+        edge_ops: list[tuple[int, EdgeOp]] = []
+        delta_ops: list[tuple[int, FieldDeltaOp]] = []
+        for seg in self._segments:
+            for row, (ns, mid) in enumerate(zip(seg.namespace, seg.ids, strict=True)):
+                ref = VersionRef(int(seg.lsn[row]), float(seg.recorded_at[row]), bool(seg.deleted[row]), seg, row)
+                chains.setdefault((ns, mid), []).append(ref)
+            edge_ops.extend(seg.edge_rows())
+            delta_ops.extend((lsn, op) for lsn, _, op in seg.field_delta_rows())
+        for (ns, mid), refs in chains.items():
+            self._catalog.load_chain(ns, mid, refs)
+        for _, eop in sorted(edge_ops, key=lambda item: item[0]):
+            self._graph.apply(eop)
+        for lsn, dop in sorted(delta_ops, key=lambda item: item[0]):
+            self._catalog.apply_delta(dop.namespace, dop.id, dop.field, dop.delta, lsn)
+
+    def _replay_wal(self, body: dict[str, Any]) -> None:
+        first_needed = min(body["wal_numbers"])
+        numbers = [n for n in list_wal_numbers(self._fs, self.path) if n >= first_needed]
+        missing = [n for n in body["wal_numbers"] if n not in numbers]
+        if missing:
+            raise CorruptionError(wal_path(self.path, missing[0]), "WAL file listed in the manifest is missing")
+        flushed = body["flushed_lsn"]
+        for position, number in enumerate(numbers):
+            path = wal_path(self.path, number)
+            contents = read_wal(self._fs, path, number)
+            if contents is None:
+                continue
+            if contents.torn:
+                if position != len(numbers) - 1 and any(
+                        (c := read_wal(self._fs, wal_path(self.path, n), n)) is not None and c.records
+                        for n in numbers[position + 1:]):
+                    raise CorruptionError(path, "WAL file ends in a damaged record but later WAL files hold records",
+                                          contents.valid_end)
+                if not self.read_only:
+                    log.warning("t4dm: truncating torn WAL tail of %s at byte %d", path, contents.valid_end)
+                    self._fs.truncate(path, contents.valid_end)
+            for first_lsn, n_ops, payload in contents.records:
+                if first_lsn + n_ops - 1 <= flushed:
+                    continue
+                if first_lsn != self._next_lsn:
+                    raise CorruptionError(path, f"WAL records jump from LSN {self._next_lsn - 1} to {first_lsn} "
+                                                "(records are missing)")
+                try:
+                    ts, ops = decode_batch(payload, self.dim)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise CorruptionError(path, f"undecodable WAL batch at LSN {first_lsn}: {exc}") from None
+                self._apply(first_lsn, ts, ops)
+                self._next_lsn = first_lsn + n_ops
+                self._last_ts = max(self._last_ts, ts)
+
+    # ----------------------------------------------------------- lifecycle
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Make buffered learning writes durable, release the writer lock. Idempotent."""
+        if self._closed:
+            return
+        with self._write_mutex:
+            try:
+                if self._wal is not None and self._failed is None and os.getpid() == self._pid:
+                    end = self._wal.flush_buffer()
+                    self._wal.sync_to(end)
+            except OSError as exc:
+                self._failed = exc
+                raise StoreFailedError(f"closing {self.path}: {exc}") from exc
+            finally:
+                self._closed = True
+                self._release_files()
+
+    def _release_files(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        if self._lock is not None and os.getpid() == self._pid:
+            self._lock.release()
+            self._lock = None
+        if self._temporary:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store {self.path} is closed")
+        if os.getpid() != self._pid:
+            raise StoreClosedError("a store handle cannot be used in a forked child process; open the store again")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError(f"store {self.path} was opened read-only")
+        if self._failed is not None:
+            raise StoreFailedError(f"an earlier write failed ({self._failed}); reopen the store to recover")
+
+    # ----------------------------------------------------------- write path
+    def _commit(self, build: Callable[[float], list[Op]], *, buffered: bool = False) -> int:
+        """Log and apply one atomic batch built by ``build(transaction_time)``. Returns its first LSN."""
+        sync_end: int | None = None
+        with self._write_mutex:
+            self._check_writable()
+            assert self._wal is not None
+            ts = max(time.time(), self._last_ts + 1e-6)
+            ops = build(ts)
+            if not ops:
+                return self._next_lsn
+            first = self._next_lsn
+            payload = encode_batch(ts, ops, self.dim)
+            try:
+                if buffered:
+                    self._wal.buffer(first, len(ops), payload)
+                else:
+                    sync_end = self._wal.append(first, len(ops), payload)
+            except OSError as exc:
+                self._failed = exc
+                raise StoreFailedError(f"WAL write failed: {exc}") from exc
+            self._next_lsn = first + len(ops)
+            self._last_ts = ts
+            with self._rw.write():
+                self._apply(first, ts, ops)
+            wal = self._wal
+            if self._mem.n >= self.options.memtable_max_records:
+                self._sync(wal, sync_end)
+                sync_end = None
+                self._flush_locked()
+        self._sync(wal, sync_end)
+        return first
+
+    def _sync(self, wal: WalWriter, end: int | None) -> None:
+        if end is None or self.options.sync != "full":
+            return
+        try:
+            wal.sync_to(end)
+        except OSError as exc:
+            self._failed = exc
+            raise StoreFailedError(f"WAL fsync failed: {exc}; the write may not be durable") from exc
+
+    def _apply(self, first_lsn: int, ts: float, ops: Sequence[Op]) -> None:
+        mem = self._mem
+        for i, op in enumerate(ops):
+            lsn = first_lsn + i
+            if isinstance(op, PutOp | DeleteOp):
+                code = self._ns_lookup.setdefault(op.namespace, len(self._ns_lookup))
+                row = mem.add_version(lsn, ts, code, op if isinstance(op, PutOp) else None, op.namespace, op.id)
+                self._catalog.add_version(op.namespace, op.id, VersionRef(lsn, ts, isinstance(op, DeleteOp), mem, row))
+            elif isinstance(op, EdgeOp):
+                mem.add_edge_op(lsn, op)
+                self._graph.apply(op)
+            else:
+                mem.add_field_delta(lsn, ts, op)
+                self._catalog.apply_delta(op.namespace, op.id, op.field, op.delta, lsn)
+
+    def put(self, memory: Memory | str, **fields: Any) -> str:
+        """Store one memory (a :class:`Memory`, or text plus Memory fields as keywords). Returns its id."""
+        if isinstance(memory, str):
+            memory = Memory(text=memory, **fields)
+        elif fields:
+            raise InvalidInputError("pass either a Memory or text with keyword fields, not both")
+        return self.put_many([memory])[0]
+
+    def put_many(self, memories: Iterable[Memory]) -> list[str]:
+        """Store memories as one atomic batch; returns their ids in order.
+
+        A memory whose id is current in its namespace gets a new version (the old one stays
+        in history). Either every memory is stored or, on any error, none is.
+        """
+        self._check_writable()
+        items = list(memories)
+        prepared = [self._prepare(m) for m in items]
+        seen: set[tuple[str, str]] = set()
+        for ns, mid, *_ in prepared:
+            if (ns, mid) in seen:
+                raise DuplicateIdError(f"id {mid!r} appears twice in one batch (namespace {ns!r})")
+            seen.add((ns, mid))
+        vectors = self._vectors_for(items)
+
+        def build(ts: float) -> list[Op]:
+            ops: list[Op] = []
+            for (ns, mid, meta, vfrom, vto), mem, vec in zip(prepared, items, vectors, strict=True):
+                base = self._effective_counters(ns, mid)
+                ops.append(PutOp(ns, mid, mem.text, meta, ts if vfrom is None else vfrom, vto,
+                                 min(1.0, max(0.0, float(base["kappa"] if mem.kappa is None else mem.kappa))),
+                                 float(base["importance"] if mem.importance is None else mem.importance),
+                                 int(base["access_count"] if mem.access_count is None else mem.access_count),
+                                 bool(mem.pinned), vec))
+            return ops
+
+        self._commit(build)
+        return [p[1] for p in prepared]
+
+    def _prepare(self, memory: Memory) -> tuple[str, str, dict[str, Any], float | None, float | None]:
+        if not isinstance(memory, Memory):
+            raise InvalidInputError(f"expected a Memory, got {type(memory).__name__}")
+        ns = check_namespace(memory.namespace)
+        mid = check_id(memory.id) if memory.id is not None else uuid.uuid4().hex
+        check_text(memory.text)
+        meta = json.loads(json.dumps(check_metadata(memory.metadata)))  # private deep copy
+        vfrom = to_timestamp(memory.valid_from, "valid_from")
+        vto = to_timestamp(memory.valid_to, "valid_to")
+        if vfrom is not None and vto is not None and vto <= vfrom:
+            raise InvalidInputError(f"valid_to ({vto}) must be after valid_from ({vfrom})")
+        for name in ("kappa", "importance"):
+            value = getattr(memory, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise InvalidInputError(f"{name} must be a finite number")
+        if memory.access_count is not None and (not isinstance(memory.access_count, int) or memory.access_count < 0):
+            raise InvalidInputError("access_count must be a non-negative integer")
+        if memory.text is None and memory.vector is None:
+            raise InvalidInputError("a memory needs text, a vector, or both")
+        return ns, mid, meta, vfrom, vto
+
+    def _vectors_for(self, items: list[Memory]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [
+            normalize_vector(m.vector, self.dim) if m.vector is not None else None for m in items]
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing:
+            embedded = normalize_matrix(self._require_embedder().embed_documents(
+                [items[i].text for i in missing]), self.dim)  # type: ignore[misc]
+            for i, vec in zip(missing, embedded, strict=True):
+                out[i] = vec
+        return out  # type: ignore[return-value]
+
+    def _require_embedder(self) -> Embedder:
+        if self._embedder is None:
+            recorded = self._manifest.get("embedder")
+            hint = f"it was built with embedder {recorded!r}; pass that embedder" if recorded else \
+                "pass vectors, or open the store with an embedder"
+            raise EmbedderMismatchError(f"store {self.path} has no embedder for text: {hint}")
+        return self._embedder
+
+    def _effective_counters(self, ns: str, mid: str) -> dict[str, float]:
+        ref = self._catalog.current(ns, mid)
+        if ref is None:
+            return {"kappa": 0.0, "importance": 0.5, "access_count": 0}
+        f = ref.source.row_fields(ref.row)
+        d = self._catalog.delta(ns, mid)
+        return {k: f[k] + d.get(k, 0.0) for k in COUNTER_FIELDS}
+
+    def delete(self, ids: str | Iterable[str], *, namespace: str = DEFAULT_NAMESPACE) -> int:
+        """Tombstone memories (one atomic batch). Unknown or already deleted ids are skipped.
+
+        Deleted memories vanish from get/search/neighbors but stay in ``history`` and ``as_of``.
+        Returns how many were deleted.
+        """
+        check_namespace(namespace)
+        id_list = [ids] if isinstance(ids, str) else list(ids)
+        for mid in id_list:
+            check_id(mid)
+        result = {"n": 0}
+
+        def build(ts: float) -> list[Op]:
+            todo = [m for m in dict.fromkeys(id_list) if self._catalog.current(namespace, m) is not None]
+            result["n"] = len(todo)
+            return [DeleteOp(namespace, m) for m in todo]
+
+        self._commit(build)
+        return result["n"]
+
+    def link(self, src: str, dst: str, *, type: str = DEFAULT_EDGE_TYPE, weight: float = 1.0,
+             namespace: str = DEFAULT_NAMESPACE) -> Edge:
+        """Create or overwrite the directed edge src → dst of ``type``. Both memories must be current."""
+        self._check_edge(src, dst, type, weight, namespace)
+        self._commit(lambda ts: [EdgeOp("set", namespace, src, dst, type, float(weight))])
+        return Edge(src, dst, type, float(weight), namespace)
+
+    def unlink(self, src: str, dst: str, *, type: str = DEFAULT_EDGE_TYPE, namespace: str = DEFAULT_NAMESPACE) -> bool:
+        """Remove an edge. Returns whether it existed."""
+        check_namespace(namespace)
+        existed = (namespace, src, dst, type) in self._graph.weights
+        if existed:
+            self._commit(lambda ts: [EdgeOp("del", namespace, src, dst, type, 0.0)])
+        return existed
+
+    def _check_edge(self, src: str, dst: str, etype: str, weight: float, namespace: str) -> None:
+        check_namespace(namespace)
+        check_id(src)
+        check_id(dst)
+        if not isinstance(etype, str) or not etype:
+            raise InvalidInputError("edge type must be a non-empty string")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise InvalidInputError("edge weight must be a finite number")
+        for mid in (src, dst):
+            if self._catalog.current(namespace, mid) is None:
+                raise MemoryNotFoundError(f"no memory {mid!r} in namespace {namespace!r}")
+
+    def bump(self, memory_id: str, field: str, delta: float, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """Learning write: add ``delta`` to kappa, importance or access_count (O(1) overlay, buffered)."""
+        self._check_writable()
+        if field not in COUNTER_FIELDS:
+            raise InvalidInputError(f"field must be one of {COUNTER_FIELDS}, got {field!r}")
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta):
+            raise InvalidInputError("delta must be a finite number")
+        if self._catalog.current(namespace, memory_id) is None:
+            raise MemoryNotFoundError(f"no memory {memory_id!r} in namespace {namespace!r}")
+        self._commit(lambda ts: [FieldDeltaOp(namespace, memory_id, field, float(delta))], buffered=True)
+
+    def strengthen(self, src: str, dst: str, delta: float, *, type: str = DEFAULT_EDGE_TYPE,
+                   namespace: str = DEFAULT_NAMESPACE) -> None:
+        """Learning write: add ``delta`` to an edge's weight (creating it); O(1) overlay, buffered."""
+        self._check_writable()
+        self._check_edge(src, dst, type, delta, namespace)
+        self._commit(lambda ts: [EdgeOp("add", namespace, src, dst, type, float(delta))], buffered=True)
+
+    # ------------------------------------------------------------ flush
+    def flush(self) -> None:
+        """Write the memtable into an immutable segment and commit a new manifest."""
+        with self._write_mutex:
+            self._check_writable()
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        assert self._wal is not None
+        mem = self._mem
+        try:
+            self._wal.flush_buffer()
+            if mem.is_empty:
+                self._wal.sync_to(self._wal.size)
+                return
+            number = self._alloc_file_number()
+            new_wal = WalWriter(self._fs, wal_path(self.path, number), number, create=True)
+            seg_id = self._alloc_file_number()
+            data = SegmentData(mem.namespace, mem.ids, mem.lsn, mem.recorded_at, mem.deleted, mem.text, mem.metadata,
+                               mem.valid_from, mem.valid_to, mem.kappa, mem.importance, mem.access_count, mem.pinned,
+                               mem.vectors, mem.edge_ops, mem.field_deltas)
+            entry, index = self._write_segment(seg_id, data)
+            new_wal.sync_to(new_wal.size)
+            self._fs.sync_dir(self.path)
+            segment = Segment.open(self._fs, self.path, entry, self.dim, self._ns_lookup, index=index)
+            self._commit_manifest({**self._manifest, "segments": [*self._manifest["segments"], entry],
+                                   "flushed_lsn": self._next_lsn - 1, "wal_numbers": [number]})
+        except OSError as exc:
+            self._failed = exc
+            raise StoreFailedError(f"flush failed: {exc}") from exc
+        old_wal, self._wal = self._wal, new_wal
+        old_wal.close()
+        with self._rw.write():
+            self._catalog.relocate(mem, segment, {lsn: row for row, lsn in enumerate(mem.lsn)})
+            for row in np.flatnonzero(~mem.live & ~np.asarray(mem.deleted, dtype=bool)):
+                segment.set_live(int(row), False)
+            self._segments.append(segment)
+            self._mem = Memtable(self.dim)
+        self._gc()
+
+    def _write_segment(self, seg_id: int, data: SegmentData) -> tuple[dict[str, Any], Any]:
+        o = self.options
+        return write_segment(self._fs, self.path, seg_id, data, self.dim, hnsw_m=o.hnsw_m,
+                             hnsw_ef_construction=o.hnsw_ef_construction, num_threads=o.num_threads)
+
+    def _commit_manifest(self, body: dict[str, Any]) -> None:
+        version = self._manifest["version"] + 1
+        clean = {k: v for k, v in body.items() if k not in ("format", "version")}
+        clean["next_file_number"] = self._next_file
+        clean["last_ts"] = self._last_ts
+        write_manifest(self._fs, self.path, version, clean)
+        self._manifest = {**clean, "format": 1, "version": version}
+        self._retained = [self._manifest, *self._retained][: self.options.retain_manifests]
+
+    def _gc(self) -> None:
+        """Delete files no retained manifest references (never the active WAL)."""
+        keep = {manifest_name(b["version"]) for b in self._retained}
+        for body in self._retained:
+            for entry in body["segments"]:
+                keep.update(f["name"] for f in entry["files"].values())
+        oldest_wal = min(min(b["wal_numbers"]) for b in self._retained)
+        for name in self._fs.listdir(self.path):
+            stem = name.split(".")[0]
+            obsolete = (
+                (name.startswith("seg-") and name not in keep)
+                or (name.startswith("MANIFEST-") and name not in keep)
+                or (stem.startswith("wal-") and stem[4:].isdigit() and int(stem[4:]) < oldest_wal)
+                or name.endswith(_TMP_SUFFIXES)
+            )
+            if obsolete:
+                try:
+                    self._fs.remove(os.path.join(self.path, name))
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:  # leftover files are harmless; retry at the next GC
+                    log.warning("t4dm: could not remove obsolete file %s: %s", name, exc)
+
+    # -------------------------------------------------------- compaction
+    def compact(self, *, full: bool = False) -> bool:
+        """Merge segments by the size-tiered policy (``full=True``: all segments into one).
+
+        Writes and searches continue while the merge runs; it commits by one manifest
+        switch. Returns whether anything was merged.
+        """
+        self._check_writable()
+        with self._compaction_lock:
+            with self._write_mutex:
+                inputs = list(self._segments) if full else self._policy.pick(self._segments)
+                if len(inputs) < 2:
+                    return False
+                seg_id = self._alloc_file_number()
+
+            def latest_lsn(ns: str, mid: str) -> int:
+                chain = self._catalog.chain(ns, mid)
+                return chain[-1].lsn if chain else -1
+
+            try:
+                data = merge_segments(inputs, latest_lsn)
+                entry, index = self._write_segment(seg_id, data)
+                self._fs.sync_dir(self.path)
+                merged = Segment.open(self._fs, self.path, entry, self.dim, self._ns_lookup, index=index)
+            except OSError as exc:
+                raise StorageError(f"compaction failed (store unchanged): {exc}") from exc
+            with self._write_mutex:
+                self._check_writable()
+                input_ids = {s.id for s in inputs}
+                entries = [e for e in self._manifest["segments"] if e["id"] not in input_ids] + [entry]
+                try:
+                    self._commit_manifest({**self._manifest, "segments": entries})
+                except OSError as exc:
+                    self._failed = exc
+                    raise StoreFailedError(f"compaction commit failed: {exc}") from exc
+                with self._rw.write():
+                    for seg in inputs:
+                        self._catalog.relocate(seg, merged, {int(lsn): row for row, lsn in enumerate(merged.lsn)})
+                    for row in range(merged.n):
+                        current = self._catalog.current(merged.namespace[row], merged.ids[row])
+                        if current is None or current.source is not merged or current.row != row:
+                            merged.set_live(row, False)
+                    self._segments = [s for s in self._segments if s.id not in input_ids] + [merged]
+                self._gc()
+        return True
+
+    # ------------------------------------------------------------ reads
+    def get(self, memory_id: str, *, namespace: str = DEFAULT_NAMESPACE, as_of: AsOf = None) -> Memory | None:
+        """The current version (or the one believed at ``as_of``), or None."""
+        self._check_open()
+        check_namespace(namespace)
+        check_id(memory_id)
+        valid_t, tx_t = _parse_as_of(as_of)
+        with self._rw.read():
+            chain = self._catalog.chain(namespace, memory_id)
+            if not chain:
+                return None
+            ref = version_at(chain, tx_t)
+            if ref is None or ref.deleted or not self._valid_at(ref, valid_t):
+                return None
+            return self._materialize(ref, chain)
+
+    def get_many(self, ids: Iterable[str], *, namespace: str = DEFAULT_NAMESPACE) -> list[Memory | None]:
+        """Current versions of ``ids`` in order (None where missing)."""
+        return [self.get(i, namespace=namespace) for i in ids]
+
+    def history(self, memory_id: str, *, namespace: str = DEFAULT_NAMESPACE) -> list[Memory]:
+        """Every version, oldest first, tombstones included (``deleted=True``)."""
+        self._check_open()
+        check_namespace(namespace)
+        with self._rw.read():
+            chain = self._catalog.chain(namespace, memory_id)
+            return [self._materialize(ref, chain) for ref in chain]
+
+    def ids(self, *, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+        """Ids of the current memories of a namespace."""
+        self._check_open()
+        with self._rw.read():
+            return [mid for mid, chain in self._catalog.versions.get(namespace, {}).items() if not chain[-1].deleted]
+
+    def namespaces(self) -> list[str]:
+        """Namespaces that hold at least one current memory."""
+        self._check_open()
+        with self._rw.read():
+            return sorted(ns for ns, chains in self._catalog.versions.items()
+                          if any(not c[-1].deleted for c in chains.values()))
+
+    def _valid_at(self, ref: VersionRef, valid_t: float | None) -> bool:
+        if valid_t is None:
+            return True
+        start, end = self._valid_range(ref)
+        return start <= valid_t and (end is None or valid_t < end)
+
+    @staticmethod
+    def _valid_range(ref: VersionRef) -> tuple[float, float | None]:
+        f = ref.source.row_fields(ref.row)
+        return f["valid_from"], f["valid_to"]
+
+    def _materialize(self, ref: VersionRef, chain: list[VersionRef] | None = None, *,
+                     with_vector: bool = True) -> Memory:
+        src, row = ref.source, ref.row
+        f = src.row_fields(row)
+        ns, mid = f["namespace"], f["id"]
+        if chain is None:
+            chain = self._catalog.chain(ns, mid)
+        is_current = chain[-1] is ref
+        superseded_at = None if is_current else next(
+            (chain[i + 1].recorded_at for i, r in enumerate(chain) if r is ref), None)
+        d = self._catalog.delta(ns, mid) if is_current else {}
+        meta = src.row_metadata(row)
+        return Memory(
+            text=src.row_text(row), id=mid, namespace=ns,
+            vector=src.row_vector(row) if with_vector and not f["deleted"] else None,
+            metadata=json.loads(json.dumps(meta)) if isinstance(src, Memtable) else meta,
+            valid_from=f["valid_from"], valid_to=f["valid_to"], recorded_at=f["recorded_at"],
+            superseded_at=superseded_at, kappa=min(1.0, max(0.0, f["kappa"] + d.get("kappa", 0.0))),
+            importance=f["importance"] + d.get("importance", 0.0),
+            access_count=int(f["access_count"] + d.get("access_count", 0.0)), pinned=f["pinned"],
+            deleted=f["deleted"])
+
+    def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
+               namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
+               as_of: AsOf = None, ef: int | None = None) -> list[Hit]:
+        """Top-``k`` current memories of ``namespace`` by cosine similarity (higher = better).
+
+        ``query`` is text (embedded with the store's embedder) or a vector. ``filter`` is a
+        metadata filter (see :mod:`t4dm_core.filters`). ``as_of`` searches what the store
+        believed at a past time (exact scoring). ``ef`` overrides the HNSW beam width.
+        """
+        self._check_open()
+        check_namespace(namespace)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
+        flt = compile_filter(filter)
+        qvec = self._query_vector(query)
+        valid_t, tx_t = _parse_as_of(as_of)
+        ef = max(self.options.hnsw_ef_search if ef is None else int(ef), k)
+        with self._rw.read():
+            code = self._ns_lookup.get(namespace)
+            if code is None:
+                return []
+            if as_of is None:
+                found = [self._search_source(src, qvec, k, code, flt, ef) for src in (self._mem, *self._segments)]
+            else:
+                found = self._search_as_of(namespace, qvec, k, flt, valid_t, tx_t)
+            candidates = [(float(score), src, int(row)) for src, rows, scores in found
+                          for row, score in zip(rows, scores, strict=True)]
+            candidates.sort(key=lambda c: -c[0])
+            hits = []
+            for score, src, row in candidates[:k]:
+                f = src.row_fields(row)
+                chain = self._catalog.chain(f["namespace"], f["id"])
+                ref = next(r for r in reversed(chain) if r.source is src and r.row == row)
+                hits.append(Hit(self._materialize(ref, chain), score))
+            return hits
+
+    def _query_vector(self, query: Any) -> np.ndarray:
+        if isinstance(query, str):
+            return normalize_vector(self._require_embedder().embed_query(query), self.dim)
+        return normalize_vector(query, self.dim)
+
+    def _search_source(self, src: RowSource, q: np.ndarray, k: int, code: int, flt: Filter | None,
+                       ef: int) -> tuple[RowSource, np.ndarray, np.ndarray]:
+        if src.n == 0:
+            return src, np.empty(0, np.int64), np.empty(0, np.float32)
+        if isinstance(src, Memtable):
+            mask = src.live & (src.ns_codes == code)
+            if flt is not None:
+                mask &= src.filter_mask(flt)
+            return (src, *top_k_exact(src.vectors, q, np.flatnonzero(mask), k))
+        assert isinstance(src, Segment)
+        index = src.index
+        if index is None or index.visible == 0:
+            return src, np.empty(0, np.int64), np.empty(0, np.float32)
+        single_ns = src.single_namespace_code == code
+        if flt is None and single_ns:
+            return (src, *index.query(q, k, ef))
+        mask = src.live & (src.ns_codes == code) if not single_ns else src.live.copy()
+        if flt is not None:
+            mask &= src.filter_mask(flt)
+        rows = np.flatnonzero(mask)
+        if rows.size <= self.options.exact_search_max_rows or \
+                rows.size <= self.options.exact_search_max_fraction * index.visible:
+            return (src, *top_k_exact(src.vectors, q, rows, k))
+        want = min(index.visible, int(k * index.visible / rows.size * 2) + k)
+        while True:
+            labels, scores = index.query(q, want, max(ef, want))
+            keep = mask[labels]
+            if keep.sum() >= k or want >= index.visible:
+                break
+            want = min(index.visible, want * 2)
+        if keep.sum() < min(k, rows.size):
+            return (src, *top_k_exact(src.vectors, q, rows, k))
+        return src, labels[keep][:k], scores[keep][:k]
+
+    def _search_as_of(self, namespace: str, q: np.ndarray, k: int, flt: Filter | None, valid_t: float | None,
+                      tx_t: float | None) -> list[tuple[RowSource, np.ndarray, np.ndarray]]:
+        by_source: dict[int, tuple[RowSource, list[int]]] = {}
+        for ref in self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range):
+            by_source.setdefault(id(ref.source), (ref.source, []))[1].append(ref.row)
+        out = []
+        for src, rows in by_source.values():
+            arr = np.array(sorted(rows), dtype=np.int64)
+            if flt is not None:
+                arr = arr[src.filter_mask(flt)[arr]]
+            out.append((src, *top_k_exact(src.vectors, q, arr, k)))
+        return out
+
+    def neighbors(self, memory_id: str, *, hops: int = 1, type: str | None = None,
+                  namespace: str = DEFAULT_NAMESPACE, direction: str = "out") -> list[Neighbor]:
+        """Memories reachable from ``memory_id`` within ``hops`` edges (breadth-first, nearest first).
+
+        ``direction`` is "out" (follow src → dst), "in" or "both"; ``type`` restricts edge types.
+        Deleted memories are skipped; traversal never leaves the namespace.
+        """
+        self._check_open()
+        check_namespace(namespace)
+        if isinstance(hops, bool) or not isinstance(hops, int) or not 1 <= hops <= MAX_HOPS:
+            raise InvalidInputError(f"hops must be an integer in 1..{MAX_HOPS}")
+        if direction not in ("out", "in", "both"):
+            raise InvalidInputError("direction must be 'out', 'in' or 'both'")
+        with self._rw.read():
+            if self._catalog.current(namespace, memory_id) is None:
+                raise MemoryNotFoundError(f"no memory {memory_id!r} in namespace {namespace!r}")
+            reached = self._graph.traverse(namespace, memory_id, hops, type, direction,
+                                           lambda mid: self._catalog.current(namespace, mid) is not None)
+            out = []
+            for mid, depth, (src, dst, etype, weight) in reached:
+                ref = self._catalog.current(namespace, mid)
+                assert ref is not None
+                out.append(Neighbor(self._materialize(ref), depth, Edge(src, dst, etype, weight, namespace)))
+            return out
+
+    def edges(self, memory_id: str, *, namespace: str = DEFAULT_NAMESPACE, direction: str = "out") -> list[Edge]:
+        """Current edges touching ``memory_id``."""
+        self._check_open()
+        with self._rw.read():
+            return [Edge(s, d, t, w, namespace) for s, d, t, w in self._graph.edges_of(namespace, memory_id, direction)]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes (a snapshot; cheap)."""
+        self._check_open()
+        with self._rw.read():
+            disk = 0
+            for name in self._fs.listdir(self.path):
+                try:
+                    disk += self._fs.size(os.path.join(self.path, name))
+                except OSError:
+                    continue
+            return {
+                "path": self.path, "dim": self.dim, "embedder": self._manifest.get("embedder"),
+                "memories": self._catalog.live_count,
+                "versions": sum(len(c) for chains in self._catalog.versions.values() for c in chains.values()),
+                "namespaces": len(self._catalog.versions), "edges": len(self._graph),
+                "memtable_rows": self._mem.n, "segments": len(self._segments),
+                "segment_rows": sum(s.n for s in self._segments), "manifest_version": self._manifest["version"],
+                "next_lsn": self._next_lsn, "disk_bytes": disk, "sync": self.options.sync,
+                "read_only": self.read_only,
+            }
+
+
+def _parse_as_of(as_of: AsOf) -> tuple[float | None, float | None]:
+    """``None`` → now; a time T → (valid T, transaction T); ``(valid, tx)`` with either None."""
+    if as_of is None:
+        return None, None
+    if isinstance(as_of, tuple):
+        if len(as_of) != 2:
+            raise InvalidInputError("as_of must be a time or a (valid_time, transaction_time) pair")
+        return to_timestamp(as_of[0], "as_of valid time"), to_timestamp(as_of[1], "as_of transaction time")
+    t = to_timestamp(as_of, "as_of")
+    return t, t

@@ -1,0 +1,94 @@
+"""Public value types: :class:`Memory`, :class:`Edge`, :class:`Hit`, :class:`Neighbor`.
+
+All are frozen dataclasses; the engine never mutates an object it handed out. Times are
+POSIX seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DEFAULT_EDGE_TYPE", "DEFAULT_NAMESPACE", "Edge", "Hit", "Memory", "Neighbor"]
+
+DEFAULT_NAMESPACE = "default"
+DEFAULT_EDGE_TYPE = "related"
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One version of one memory.
+
+    When writing, leave ``id`` as ``None`` to get a fresh id, ``vector`` as ``None`` to have
+    the store's embedder embed ``text``, and ``kappa``/``importance``/``access_count`` as
+    ``None`` to inherit the values of the version being replaced (or the defaults 0.0,
+    0.5, 0 for a new memory). ``recorded_at`` and ``superseded_at`` (transaction time) are
+    set by the store and ignored on write.
+
+    Attributes:
+        id: identifier, unique within a namespace.
+        namespace: tenant; nothing ever crosses namespaces.
+        text: the memory's content.
+        vector: unit-length float32 embedding (the store normalises on write).
+        metadata: JSON object; round-trips exactly.
+        valid_from: start of valid time (when the fact began to hold); defaults to recorded_at.
+        valid_to: end of valid time, ``None`` = still holds.
+        recorded_at: transaction time at which the store learned this version.
+        superseded_at: transaction time at which a later version or delete replaced it.
+        kappa: consolidation level in [0, 1] (0 = episodic, 1 = consolidated).
+        importance: caller-assigned salience.
+        access_count: how often the memory was retrieved (learning write).
+        pinned: never forgotten by consolidation.
+        deleted: True only for tombstone versions returned by ``Store.history``.
+    """
+
+    text: str | None = None
+    id: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    valid_from: float | None = None
+    valid_to: float | None = None
+    recorded_at: float | None = None
+    superseded_at: float | None = None
+    kappa: float | None = None
+    importance: float | None = None
+    access_count: int | None = None
+    pinned: bool = False
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A directed, typed, weighted edge between two memories of one namespace."""
+
+    src: str
+    dst: str
+    type: str = DEFAULT_EDGE_TYPE
+    weight: float = 1.0
+    namespace: str = DEFAULT_NAMESPACE
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result. ``score`` is cosine similarity in [-1, 1]: higher = more relevant."""
+
+    memory: Memory
+    score: float
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A memory reached by graph traversal.
+
+    Attributes:
+        memory: the reached memory (current version).
+        hops: distance from the start memory (1 = direct neighbour).
+        edge: the edge by which it was first reached.
+    """
+
+    memory: Memory
+    hops: int
+    edge: Edge
