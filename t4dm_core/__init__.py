@@ -78,7 +78,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def open(  # noqa: A001 - the public name the design asks for
+def open(
     path: str | os.PathLike[str] | None = None,
     *,
     dim: int | None = None,

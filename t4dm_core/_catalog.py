@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from t4dm_core.filters import Filter
+
 __all__ = ["Catalog", "RowSource", "VersionRef", "version_at"]
 
 
@@ -33,6 +35,7 @@ class RowSource(Protocol):
     def row_metadata(self, row: int) -> dict[str, Any]: ...
     def row_fields(self, row: int) -> dict[str, Any]: ...
     def row_vector(self, row: int) -> np.ndarray: ...
+    def filter_mask(self, flt: Filter) -> np.ndarray: ...
 
 
 class VersionRef:

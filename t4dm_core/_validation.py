@@ -124,7 +124,8 @@ def _check_json_value(value: object, path: str, depth: int) -> None:
                 raise MetadataError(f"{path}: key {key!r} is not a string")
             _check_json_value(item, f"{path}.{key}", depth + 1)
         return
-    raise MetadataError(f"{path}: {type(value).__name__} is not a JSON value (use str, int, float, bool, None, list, dict)")
+    raise MetadataError(
+        f"{path}: {type(value).__name__} is not a JSON value (use str, int, float, bool, None, list, dict)")
 
 
 def to_timestamp(value: object, what: str) -> float | None:
@@ -133,7 +134,7 @@ def to_timestamp(value: object, what: str) -> float | None:
         return None
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
+            value = value.replace(tzinfo=_dt.UTC)
         return value.timestamp()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInputError(f"{what} must be a datetime or POSIX seconds, got {value!r}")

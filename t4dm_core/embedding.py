@@ -80,8 +80,9 @@ class MiniLMEmbedder:
 class CallableEmbedder:
     """Wraps ``fn(list[str]) -> array (n, dim)`` (or a LangChain ``Embeddings`` object)."""
 
-    def __init__(self, fn: Callable[[list[str]], Any] | Any, *, name: str | None = None, dim: int | None = None) -> None:
-        self._target = fn
+    def __init__(self, fn: Callable[[list[str]], Any] | Any, *, name: str | None = None,
+                 dim: int | None = None) -> None:
+        self._target: Any = fn
         self._is_langchain = hasattr(fn, "embed_documents") and hasattr(fn, "embed_query")
         if not self._is_langchain and not callable(fn):
             raise InvalidInputError("embedder must be callable or have embed_documents/embed_query")
@@ -89,10 +90,7 @@ class CallableEmbedder:
         self.dim = dim if dim is not None else int(self.embed_documents(["dimension probe"]).shape[1])
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        if self._is_langchain:
-            raw = self._target.embed_documents(list(texts))
-        else:
-            raw = self._target(list(texts))
+        raw = self._target.embed_documents(list(texts)) if self._is_langchain else self._target(list(texts))
         arr = np.asarray(raw, dtype=np.float32)
         if arr.ndim != 2 or arr.shape[0] != len(texts):
             raise InvalidInputError(f"embedder {self.name} returned shape {arr.shape} for {len(texts)} texts")

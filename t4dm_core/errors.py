@@ -21,10 +21,10 @@ __all__ = [
     "MemoryNotFoundError",
     "MetadataError",
     "ReadOnlyError",
+    "StorageError",
     "StoreClosedError",
     "StoreFailedError",
     "StoreLockedError",
-    "StorageError",
     "T4DMError",
 ]
 

@@ -706,7 +706,8 @@ class Store:
             if code is None:
                 return []
             if as_of is None:
-                found = [self._search_source(src, qvec, k, code, flt, ef) for src in (self._mem, *self._segments)]
+                sources: list[RowSource] = [self._mem, *self._segments]
+                found = [self._search_source(src, qvec, k, code, flt, ef) for src in sources]
             else:
                 found = self._search_as_of(namespace, qvec, k, flt, valid_t, tx_t)
             candidates = [(float(score), src, int(row)) for src, rows, scores in found

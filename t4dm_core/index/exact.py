@@ -15,9 +15,6 @@ def top_k_exact(vectors: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int
     if rows.size == 0 or k <= 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     scores = vectors[rows] @ query
-    if rows.size > k:
-        part = np.argpartition(-scores, k - 1)[:k]
-    else:
-        part = np.arange(rows.size)
+    part = np.argpartition(-scores, k - 1)[:k] if rows.size > k else np.arange(rows.size)
     order = part[np.argsort(-scores[part], kind="stable")]
     return rows[order].astype(np.int64), scores[order].astype(np.float32)

@@ -19,7 +19,9 @@ import xxhash
 from t4dm_core.errors import CorruptionError, FormatVersionError
 from t4dm_core.storage.fs import FileSystem
 
-__all__ = ["FORMAT_VERSION", "ManifestChoice", "list_manifests", "load_newest_manifest", "manifest_name", "write_manifest"]
+__all__ = [
+    "FORMAT_VERSION", "ManifestChoice", "list_manifests", "load_newest_manifest", "manifest_name", "write_manifest",
+]
 
 FORMAT_VERSION = 1
 log = logging.getLogger("t4dm")
@@ -74,7 +76,8 @@ def read_manifest(fs: FileSystem, directory: str, version: int) -> dict[str, Any
         raise CorruptionError(path, "manifest checksum mismatch")
     if body.get("format", 0) > FORMAT_VERSION:
         raise FormatVersionError(
-            f"{path}: store format {body.get('format')} is newer than this release supports ({FORMAT_VERSION}); upgrade t4dm")
+            f"{path}: store format {body.get('format')} is newer than this release supports "
+            f"({FORMAT_VERSION}); upgrade t4dm")
     if body.get("version") != version:
         raise CorruptionError(path, "manifest version does not match its file name")
     return body

@@ -249,7 +249,8 @@ class Segment:
         files = entry["files"]
         table = _read_verified_table(fs, directory, files["records"])
         if table.num_rows != entry["rows"] or table.schema.field("vector").type.list_size != dim:
-            raise CorruptionError(os.path.join(directory, files["records"]["name"]), "row count or dimension differs from manifest")
+            raise CorruptionError(os.path.join(directory, files["records"]["name"]),
+                                  "row count or dimension differs from manifest")
         if index is None and "hnsw" in files:
             path = _verify(fs, directory, files["hnsw"])
             try:
@@ -320,14 +321,16 @@ class Segment:
         """Source keys and their row offsets into the (source-sorted) edge table: the CSR indptr."""
         if self.edges is None:
             return [], np.zeros(1, dtype=np.int64)
-        keys = list(zip(self.edges.column("namespace").to_pylist(), self.edges.column("src").to_pylist(), strict=True))
+        namespaces = self.edges.column("namespace").to_pylist()
+        keys = list(zip(namespaces, self.edges.column("src").to_pylist(), strict=True))
         starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
         return [keys[i] for i in starts], np.array([*starts, len(keys)], dtype=np.int64)
 
     def field_delta_rows(self) -> list[tuple[int, float, FieldDeltaOp]]:
         if self.overlays is None:
             return []
-        cols = [self.overlays.column(c).to_pylist() for c in ("lsn", "recorded_at", "namespace", "id", "field", "delta")]
+        names = ("lsn", "recorded_at", "namespace", "id", "field", "delta")
+        cols = [self.overlays.column(c).to_pylist() for c in names]
         return [(lsn, ts, FieldDeltaOp(ns, i, f, d)) for lsn, ts, ns, i, f, d in zip(*cols, strict=True)]
 
 

@@ -3,7 +3,8 @@
 File ``wal-NNNNNN.log``::
 
     header  (32 B): magic "T4DMWAL\\0" | format u32 | file number u64 | salt u64 | xxh32(header[:28]) u32
-    record  (24 B + payload): length u32 | n_ops u32 | first_lsn u64 | xxh3_64(salt, length, n_ops, first_lsn, payload) u64
+    record  (24 B + payload): length u32 | n_ops u32 | first_lsn u64 |
+                              xxh3_64(salt, length, n_ops, first_lsn, payload) u64
 
 A record is one atomic batch of ``n_ops`` operations with LSNs ``first_lsn .. first_lsn+n_ops-1``.
 The salt is random per file, so stale bytes from an older file never verify.
