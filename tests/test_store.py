@@ -1,0 +1,301 @@
+"""Behaviour of the store through its public API."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import t4dm_core
+from t4dm_core import Memory, Options
+from tests.helpers import DIM, memories, unit
+
+
+def test_put_get_roundtrip_exact(store, rng) -> None:
+    meta = {"s": "x", "n": 1, "f": 1.5, "b": True, "z": None, "l": [1, "a", {"k": [2]}], "d": {"e": {"f": 1}}}
+    vec = unit(rng)
+    mid = store.put(Memory(text="hello", id="h", vector=vec, metadata=meta, importance=0.9, pinned=True))
+    got = store.get(mid)
+    assert got is not None
+    assert (got.text, got.metadata, got.importance, got.pinned) == ("hello", meta, pytest.approx(0.9), True)
+    np.testing.assert_allclose(got.vector, vec, rtol=1e-6)
+    store.flush()
+    again = store.get(mid)
+    assert again is not None and again.metadata == meta and type(again.metadata["n"]) is int
+    np.testing.assert_allclose(again.vector, vec, rtol=1e-6)
+
+
+def test_returned_metadata_is_a_copy(store, rng) -> None:
+    meta = {"list": [1]}
+    store.put(Memory(text="x", id="x", vector=unit(rng), metadata=meta))
+    meta["list"].append(2)  # caller mutates its own dict
+    got = store.get("x")
+    assert got is not None and got.metadata == {"list": [1]}
+    got.metadata["list"].append(3)
+    assert store.get("x").metadata == {"list": [1]}
+
+
+def test_auto_ids_and_order(store, rng) -> None:
+    ids = store.put_many([Memory(text=str(i), vector=unit(rng)) for i in range(5)])
+    assert len(set(ids)) == 5
+    assert [m.text for m in store.get_many(ids)] == ["0", "1", "2", "3", "4"]
+
+
+def test_update_creates_version_not_loss(store, rng) -> None:
+    store.put(Memory(text="v1", id="a", vector=unit(rng), metadata={"v": 1}))
+    t_between = time.time()
+    time.sleep(0.002)
+    store.put(Memory(text="v2", id="a", vector=unit(rng), metadata={"v": 2}))
+    assert store.get("a").text == "v2"
+    history = store.history("a")
+    assert [m.text for m in history] == ["v1", "v2"]
+    assert history[0].superseded_at == history[1].recorded_at
+    assert history[1].superseded_at is None
+    assert store.get("a", as_of=(None, t_between)).text == "v1"
+    assert len(store.ids()) == 1
+
+
+def test_delete_is_tombstone(store, rng) -> None:
+    store.put_many(memories(rng, 5))
+    t_before = time.time()
+    time.sleep(0.002)
+    assert store.delete(["m1", "m2", "missing"]) == 2
+    assert store.delete("m1") == 0
+    assert store.get("m1") is None
+    assert "m1" not in {h.memory.id for h in store.search(unit(rng), k=10)}
+    assert store.get("m1", as_of=t_before).text == "m 1"
+    assert [m.deleted for m in store.history("m1")] == [False, True]
+    store.flush()
+    assert store.get("m1") is None and store.get("m1", as_of=t_before) is not None
+
+
+def test_superseded_versions_never_leak_into_search(store, rng) -> None:
+    target = unit(rng)
+    store.put(Memory(text="old", id="a", vector=target))
+    store.flush()  # old version now lives in a segment's HNSW
+    store.put(Memory(text="new", id="a", vector=unit(rng)))
+    hits = store.search(target, k=5)
+    assert [h.memory.text for h in hits if h.memory.id == "a"] == ["new"]
+    store.flush()
+    store.compact(full=True)
+    hits = store.search(target, k=5)
+    assert [h.memory.text for h in hits if h.memory.id == "a"] == ["new"]
+    assert store.search(target, k=1, as_of=store.history("a")[0].recorded_at)[0].memory.text == "old"
+
+
+def test_valid_time_vs_transaction_time(store, rng) -> None:
+    store.put(Memory(text="lives in Paris", id="city", vector=unit(rng), valid_from=100.0, valid_to=200.0))
+    store.put(Memory(text="lives in Rome", id="city2", vector=unit(rng), valid_from=200.0))
+    now = time.time()
+    assert store.get("city", as_of=(150.0, now)).text == "lives in Paris"
+    assert store.get("city", as_of=(250.0, now)) is None
+    assert store.get("city2", as_of=(250.0, now)).text == "lives in Rome"
+    assert store.get("city", as_of=(150.0, 1.0)) is None  # the store did not know it yet
+    ids_at_150 = {h.memory.id for h in store.search(unit(rng), k=10, as_of=(150.0, now))}
+    assert ids_at_150 == {"city"}
+
+
+def test_namespaces_isolate(store, rng) -> None:
+    shared = unit(rng)
+    store.put(Memory(text="tenant a", id="x", namespace="a", vector=shared))
+    store.put(Memory(text="tenant b", id="x", namespace="b", vector=shared))
+    store.put(Memory(text="tenant b2", id="y", namespace="b", vector=unit(rng)))
+    store.link("x", "y", namespace="b")
+    for _ in range(2):
+        assert [h.memory.text for h in store.search(shared, k=10, namespace="a")] == ["tenant a"]
+        assert {h.memory.namespace for h in store.search(shared, k=10, namespace="b")} == {"b"}
+        assert store.neighbors("x", namespace="a") == []
+        assert [n.memory.id for n in store.neighbors("x", namespace="b")] == ["y"]
+        assert store.search(shared, namespace="nobody") == []
+        store.flush()
+    assert store.namespaces() == ["a", "b"]
+
+
+def test_graph_neighbors_hops_types_direction(store, rng) -> None:
+    store.put_many(memories(rng, 6))
+    store.link("m0", "m1", type="next")
+    store.link("m1", "m2", type="next")
+    store.link("m2", "m3", type="next")
+    store.link("m0", "m4", type="about", weight=0.5)
+    store.link("m5", "m0", type="about")
+    assert [(n.memory.id, n.hops) for n in store.neighbors("m0")] == [("m1", 1), ("m4", 1)]
+    assert [n.memory.id for n in store.neighbors("m0", hops=3, type="next")] == ["m1", "m2", "m3"]
+    assert [n.memory.id for n in store.neighbors("m0", direction="in")] == ["m5"]
+    assert {n.memory.id for n in store.neighbors("m0", direction="both")} == {"m1", "m4", "m5"}
+    assert store.neighbors("m0", type="about")[0].edge.weight == 0.5
+    store.delete("m1")
+    assert [n.memory.id for n in store.neighbors("m0", hops=3, type="next")] == []
+    assert store.unlink("m0", "m4", type="about") is True
+    assert store.unlink("m0", "m4", type="about") is False
+    store.flush()
+    assert [n.memory.id for n in store.neighbors("m0", direction="both")] == ["m5"]
+
+
+def test_learning_writes_overlay(store, rng) -> None:
+    store.put_many(memories(rng, 3))
+    store.bump("m0", "access_count", 1)
+    store.bump("m0", "access_count", 2)
+    store.bump("m0", "kappa", 0.7)
+    store.bump("m0", "kappa", 0.7)  # clamped to 1
+    store.strengthen("m0", "m1", 0.25)
+    store.strengthen("m0", "m1", 0.25)
+    m = store.get("m0")
+    assert (m.access_count, m.kappa) == (3, 1.0)
+    assert store.edges("m0")[0].weight == pytest.approx(0.5)
+    store.put(Memory(text="m 0 updated", id="m0", vector=unit(rng)))  # new version inherits counters
+    assert store.get("m0").access_count == 3
+    store.flush()
+    store.bump("m0", "access_count", 1)
+    store.flush()
+    store.compact(full=True)
+    assert store.get("m0").access_count == 4
+    assert store.edges("m0")[0].weight == pytest.approx(0.5)
+
+
+def test_persistence_across_reopen(tmp_path, rng) -> None:
+    path = tmp_path / "s"
+    with t4dm_core.open(path, dim=DIM, options=Options(memtable_max_records=40)) as s:
+        s.put_many(memories(rng, 100))  # > memtable size: flushes happen during the batch loop below
+        for i in range(0, 100, 10):
+            s.put(Memory(text=f"upd {i}", id=f"m{i}", vector=unit(rng)))
+        s.delete(["m1", "m3"])
+        s.link("m2", "m4")
+        s.bump("m2", "importance", 0.25)
+        expected = {mid: s.get(mid) for mid in s.ids()}
+        q = unit(rng)
+        before = [(h.memory.id, round(h.score, 5)) for h in s.search(q, k=10, ef=200)]
+    with t4dm_core.open(path) as s:
+        assert {mid: s.get(mid) for mid in s.ids()} == expected
+        assert [(h.memory.id, round(h.score, 5)) for h in s.search(q, k=10, ef=200)] == before
+        assert [n.memory.id for n in s.neighbors("m2")] == ["m4"]
+        assert s.get("m2").importance == pytest.approx(0.75)
+        assert len(s.history("m0")) == 2
+
+
+def test_flush_and_compaction_preserve_answers(tmp_path, rng) -> None:
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=Options(memtable_max_records=10_000)) as s:
+        for batch in range(6):
+            s.put_many(memories(rng, 50, prefix=f"b{batch}-"))
+            s.flush()
+        s.delete([f"b0-{i}" for i in range(10)])
+        queries = [unit(rng) for _ in range(5)]
+        flt = {"group": {"$in": [1, 2]}, "tag": {"$ne": "t0"}}
+        before = [[h.memory.id for h in s.search(q, k=10, filter=flt)] for q in queries]
+        stats = s.stats()
+        assert stats["segments"] == 6
+        assert s.compact() is True  # size-tiered: 6 similar segments >= min_merge
+        assert s.stats()["segments"] < 6
+        s.compact(full=True)
+        assert s.stats()["segments"] == 1
+        after = [[h.memory.id for h in s.search(q, k=10, filter=flt)] for q in queries]
+        assert after == before
+
+
+def test_ann_recall_against_exact(tmp_path) -> None:
+    rng = np.random.default_rng(7)
+    n, dim = 3000, 32
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    with t4dm_core.open(tmp_path / "s", dim=dim) as s:
+        s.put_many([Memory(text=str(i), id=str(i), vector=v) for i, v in enumerate(vecs)])
+        s.flush()
+        recalls = []
+        for _ in range(50):
+            q = rng.normal(size=dim).astype(np.float32)
+            q /= np.linalg.norm(q)
+            exact = set(np.argsort(-(vecs @ q))[:10].astype(str))
+            got = {h.memory.id for h in s.search(q, k=10)}
+            recalls.append(len(exact & got) / 10)
+    assert np.mean(recalls) >= 0.95
+
+
+def test_filtered_search_wide_and_selective(tmp_path) -> None:
+    """Both strategies (exact pre-filter and widened HNSW) return the exact filtered top-k."""
+    rng = np.random.default_rng(3)
+    n, dim = 4000, 16
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    opts = Options(exact_search_max_rows=100, exact_search_max_fraction=0.01, hnsw_ef_search=100)
+    with t4dm_core.open(tmp_path / "s", dim=dim, options=opts) as s:
+        s.put_many([Memory(text=str(i), id=str(i), vector=v, metadata={"bucket": i % 100})
+                    for i, v in enumerate(vecs)])
+        s.flush()
+        for selective, flt in ((True, {"bucket": 7}), (False, {"bucket": {"$lt": 30}})):
+            match = np.array([i for i in range(n) if (i % 100 == 7 if selective else i % 100 < 30)])
+            recall = []
+            for _ in range(20):
+                q = unit(rng)
+                exact = set(match[np.argsort(-(vecs[match] @ q))[:10]].astype(str))
+                hits = s.search(q, k=10, filter=flt)
+                assert all(int(h.memory.id) in set(match) for h in hits)
+                recall.append(len(exact & {h.memory.id for h in hits}) / 10)
+            assert np.mean(recall) >= 0.95, (flt, np.mean(recall))
+
+
+def test_searches_run_while_writes_continue(tmp_path, rng) -> None:
+    errors: list[BaseException] = []
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=Options(memtable_max_records=300)) as s:
+        s.put_many(memories(rng, 200))
+        stop = threading.Event()
+
+        def reader(seed: int) -> None:
+            r = np.random.default_rng(seed)
+            try:
+                while not stop.is_set():
+                    hits = s.search(unit(r), k=5)
+                    assert len(hits) == 5
+                    assert len({h.memory.id for h in hits}) == 5  # never two versions of one memory
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        wr = np.random.default_rng(99)
+        for i in range(60):
+            s.put_many([Memory(text="u", id=f"m{(i * 7 + j) % 200}", vector=unit(wr)) for j in range(10)])
+            if i % 20 == 19:
+                s.compact(full=True)
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
+def test_temporary_store_is_removed(rng) -> None:
+    s = t4dm_core.open(None, dim=DIM)
+    s.put(Memory(text="x", vector=unit(rng)))
+    path = s.path
+    s.close()
+    import os
+
+    assert not os.path.exists(path)
+
+
+def test_callable_and_langchain_style_embedders(tmp_path) -> None:
+    def embed(texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 8), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for ch in t.lower():
+                out[i, ord(ch) % 8] += 1.0
+        return out + 1e-3
+
+    class LangChainLike:
+        model = "toy-v1"
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return embed(texts).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return embed([text])[0].tolist()
+
+    with t4dm_core.open(tmp_path / "a", embedder=embed) as s:
+        s.put("aaaa bbbb", id="ab")
+        s.put("zzzz yyyy", id="zy")
+        assert s.search("aaaa", k=1)[0].memory.id == "ab"
+    with t4dm_core.open(tmp_path / "b", embedder=LangChainLike()) as s:
+        s.put("aaaa bbbb", id="ab")
+        assert s.stats()["embedder"].endswith(":toy-v1")
+        assert s.search("bbbb", k=1)[0].memory.id == "ab"
