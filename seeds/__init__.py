@@ -1,0 +1,1 @@
+"""Deterministic seed corpora and generators used by examples and benchmarks (nothing downloaded)."""
