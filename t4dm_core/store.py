@@ -301,8 +301,11 @@ class Store:
                 raise StoreFailedError(f"WAL write failed: {exc}") from exc
             self._next_lsn = first + len(ops)
             self._last_ts = ts
-            with self._rw.write():
+            if buffered:  # a single overlay op: one dict update, atomic for readers under the GIL
                 self._apply(first, ts, ops)
+            else:
+                with self._rw.write():
+                    self._apply(first, ts, ops)
             wal = self._wal
             if self._mem.n >= self.options.memtable_max_records:
                 self._sync(wal, sync_end)

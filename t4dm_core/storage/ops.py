@@ -1,9 +1,16 @@
 """Operations carried by one WAL record, and their binary encoding.
 
-Payload = ``u32 json_length | JSON | float32 vectors``. The JSON holds the batch's
-transaction time and one object per operation; put operations refer to their vector by
-position in the trailing float32 block. Nothing is pickled; decoding validates shapes and
-raises ``ValueError`` on malformed input (the WAL checksum already guards against bit rot).
+A payload starts with one kind byte:
+
+* ``J``: ``u32 json_length | JSON | float32 vectors`` - a general batch. The JSON holds the
+  batch's transaction time and one object per operation; put operations refer to their
+  vector by position in the trailing float32 block.
+* ``F``: one field delta (learning write), ``f64 ts | f64 delta | str ns | str id | str field``.
+* ``E``: one edge op, ``f64 ts | f64 weight | u8 kind | str ns | str src | str dst | str type``.
+
+Strings are ``u16 length | UTF-8``. The compact forms keep learning writes cheap. Nothing
+is pickled; decoding raises ``ValueError`` on malformed input (the WAL checksum already
+guards against bit rot).
 """
 
 from __future__ import annotations
@@ -70,7 +77,40 @@ class FieldDeltaOp:
 Op = PutOp | DeleteOp | EdgeOp | FieldDeltaOp
 
 
+_EDGE_KINDS = ("set", "add", "del")
+_TS_VALUE = struct.Struct("<dd")
+
+
+def _pack_str(text: str) -> bytes:
+    raw = text.encode()
+    if len(raw) > 0xFFFF:
+        raise ValueError("string too long for a compact op")
+    return struct.pack("<H", len(raw)) + raw
+
+
+def _unpack_strs(payload: bytes, offset: int, count: int) -> list[str]:
+    out = []
+    for _ in range(count):
+        (length,) = struct.unpack_from("<H", payload, offset)
+        offset += 2
+        if offset + length > len(payload):
+            raise ValueError("string runs past the payload")
+        out.append(payload[offset : offset + length].decode())
+        offset += length
+    if offset != len(payload):
+        raise ValueError("trailing bytes after compact op")
+    return out
+
+
 def encode_batch(recorded_at: float, ops: list[Op], dim: int) -> bytes:
+    if len(ops) == 1 and isinstance(ops[0], FieldDeltaOp):
+        op = ops[0]
+        return b"F" + _TS_VALUE.pack(recorded_at, op.delta) + _pack_str(op.namespace) + _pack_str(op.id) + \
+            _pack_str(op.field)
+    if len(ops) == 1 and isinstance(ops[0], EdgeOp):
+        e = ops[0]
+        return b"E" + _TS_VALUE.pack(recorded_at, e.weight) + bytes([_EDGE_KINDS.index(e.kind)]) + \
+            _pack_str(e.namespace) + _pack_str(e.src) + _pack_str(e.dst) + _pack_str(e.type)
     items: list[dict[str, Any]] = []
     vectors: list[np.ndarray] = []
     for op in ops:
@@ -90,17 +130,27 @@ def encode_batch(recorded_at: float, ops: list[Op], dim: int) -> bytes:
     blob = np.ascontiguousarray(np.stack(vectors), dtype="<f4").tobytes() if vectors else b""
     if vectors and len(blob) != len(vectors) * dim * 4:
         raise ValueError("vector dimension mismatch while encoding batch")
-    return struct.pack("<I", len(header)) + header + blob
+    return b"J" + struct.pack("<I", len(header)) + header + blob
 
 
 def decode_batch(payload: bytes, dim: int) -> tuple[float, list[Op]]:
-    if len(payload) < 4:
-        raise ValueError("batch payload too short")
-    (length,) = struct.unpack_from("<I", payload, 0)
-    if 4 + length > len(payload):
+    kind = payload[:1]
+    if kind == b"F":
+        ts, delta = _TS_VALUE.unpack_from(payload, 1)
+        ns, mid, field = _unpack_strs(payload, 1 + _TS_VALUE.size, 3)
+        return ts, [FieldDeltaOp(ns, mid, field, delta)]
+    if kind == b"E":
+        ts, weight = _TS_VALUE.unpack_from(payload, 1)
+        edge_kind = _EDGE_KINDS[payload[1 + _TS_VALUE.size]]
+        ns, src, dst, etype = _unpack_strs(payload, 2 + _TS_VALUE.size, 4)
+        return ts, [EdgeOp(edge_kind, ns, src, dst, etype, weight)]
+    if kind != b"J" or len(payload) < 5:
+        raise ValueError("unknown or truncated batch payload")
+    (length,) = struct.unpack_from("<I", payload, 1)
+    if 5 + length > len(payload):
         raise ValueError("batch header length exceeds payload")
-    doc = json.loads(payload[4 : 4 + length])
-    blob = payload[4 + length :]
+    doc = json.loads(payload[5 : 5 + length])
+    blob = payload[5 + length :]
     if len(blob) % (4 * dim):
         raise ValueError("vector block is not a whole number of vectors")
     matrix = np.frombuffer(blob, dtype="<f4").reshape(-1, dim)
