@@ -33,6 +33,8 @@ class Options:
             widened HNSW search with post-filtering otherwise.
         exact_search_max_fraction: also use exact scoring when the qualifying fraction of a
             segment is below this.
+        auto_compact: after a flush, run the compaction policy in a background thread
+            (writes and searches continue; :meth:`Store.close` waits for it).
         compaction_min_merge: size-tiered compaction merges a tier once it holds this many
             segments.
         compaction_size_ratio: segments whose row counts lie within this factor share a tier.
@@ -48,6 +50,7 @@ class Options:
     hnsw_ef_search: int = 64
     exact_search_max_rows: int = 20_000
     exact_search_max_fraction: float = 0.05
+    auto_compact: bool = True
     compaction_min_merge: int = 4
     compaction_size_ratio: float = 4.0
     num_threads: int = -1

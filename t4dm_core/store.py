@@ -92,7 +92,7 @@ class Store:
     """An open T4DM store. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, directory: str, *, dim: int | None, embedder: Any, options: Options, read_only: bool,
-                 fs: FileSystem, temporary: bool) -> None:
+                 fs: FileSystem, temporary: bool, policy: CompactionPolicy | None = None) -> None:
         self.path = directory
         self.options = options
         self.read_only = read_only
@@ -104,7 +104,11 @@ class Store:
         self._rw = RWLock()
         self._write_mutex = threading.RLock()
         self._compaction_lock = threading.Lock()
-        self._policy: CompactionPolicy = SizeTieredPolicy(options.compaction_min_merge, options.compaction_size_ratio)
+        self._policy: CompactionPolicy = policy or SizeTieredPolicy(options.compaction_min_merge,
+                                                                     options.compaction_size_ratio)
+        self._compactor: threading.Thread | None = None
+        self._inflight_segments: set[str] = set()  # outputs being built; GC must not touch them
+        self.background_error: BaseException | None = None
         self._lock: WriterLock | None = None
         self._wal: WalWriter | None = None
         self._ns_lookup: dict[str, int] = {}
@@ -243,6 +247,9 @@ class Store:
         """Make buffered learning writes durable, release the writer lock. Idempotent."""
         if self._closed:
             return
+        compactor = self._compactor
+        if compactor is not None and compactor is not threading.current_thread():
+            compactor.join()
         with self._write_mutex:
             try:
                 if self._wal is not None and self._failed is None and os.getpid() == self._pid:
@@ -529,6 +536,24 @@ class Store:
             self._segments.append(segment)
             self._mem = Memtable(self.dim)
         self._gc()
+        self._schedule_compaction()
+
+    def _schedule_compaction(self) -> None:
+        """Start a background compaction if the policy has work and none is running."""
+        if not self.options.auto_compact or (self._compactor is not None and self._compactor.is_alive()):
+            return
+        if len(self._policy.pick(self._segments)) < 2:
+            return
+        self._compactor = threading.Thread(target=self._background_compact, name="t4dm-compaction", daemon=True)
+        self._compactor.start()
+
+    def _background_compact(self) -> None:
+        try:
+            while not self._closed and self.compact():
+                pass
+        except BaseException as exc:  # reported through background_error and the log, never lost silently
+            self.background_error = exc
+            log.error("t4dm: background compaction failed: %s", exc)
 
     def _write_segment(self, seg_id: int, data: SegmentData) -> tuple[dict[str, Any], Any]:
         o = self.options
@@ -553,6 +578,8 @@ class Store:
         oldest_wal = min(min(b["wal_numbers"]) for b in self._retained)
         for name in self._fs.listdir(self.path):
             stem = name.split(".")[0]
+            if name.startswith(tuple(self._inflight_segments)):
+                continue
             obsolete = (
                 (name.startswith("seg-") and name not in keep)
                 or (name.startswith("MANIFEST-") and name not in keep)
@@ -568,49 +595,60 @@ class Store:
                     log.warning("t4dm: could not remove obsolete file %s: %s", name, exc)
 
     # -------------------------------------------------------- compaction
-    def compact(self, *, full: bool = False) -> bool:
-        """Merge segments by the size-tiered policy (``full=True``: all segments into one).
+    def compact(self, *, full: bool = False, policy: CompactionPolicy | None = None) -> bool:
+        """Merge segments: ``policy.pick`` (default: the store's size-tiered policy) or, with
+        ``full=True``, all segments into one.
 
         Writes and searches continue while the merge runs; it commits by one manifest
-        switch. Returns whether anything was merged.
+        switch. Every memory version is kept. Returns whether anything was merged.
         """
         self._check_writable()
+        chooser = policy or self._policy
         with self._compaction_lock:
             with self._write_mutex:
-                inputs = list(self._segments) if full else self._policy.pick(self._segments)
+                inputs = list(self._segments) if full else chooser.pick(self._segments)
                 if len(inputs) < 2:
                     return False
                 seg_id = self._alloc_file_number()
-
-            def latest_lsn(ns: str, mid: str) -> int:
-                chain = self._catalog.chain(ns, mid)
-                return chain[-1].lsn if chain else -1
-
+                output_prefix = f"seg-{seg_id:06d}."
+                self._inflight_segments.add(output_prefix)
             try:
-                data = merge_segments(inputs, latest_lsn)
-                entry, index = self._write_segment(seg_id, data)
-                self._fs.sync_dir(self.path)
-                merged = Segment.open(self._fs, self.path, entry, self.dim, self._ns_lookup, index=index)
+                return self._merge_and_commit(inputs, seg_id)
+            finally:
+                with self._write_mutex:
+                    self._inflight_segments.discard(output_prefix)
+
+    def _merge_and_commit(self, inputs: list[Segment], seg_id: int) -> bool:
+        """Build the merged segment (no lock held), then commit it with one manifest switch."""
+        def latest_lsn(ns: str, mid: str) -> int:
+            chain = self._catalog.chain(ns, mid)
+            return chain[-1].lsn if chain else -1
+
+        try:
+            data = merge_segments(inputs, latest_lsn)
+            entry, index = self._write_segment(seg_id, data)
+            self._fs.sync_dir(self.path)
+            merged = Segment.open(self._fs, self.path, entry, self.dim, self._ns_lookup, index=index)
+        except OSError as exc:
+            raise StorageError(f"compaction failed (store unchanged): {exc}") from exc
+        with self._write_mutex:
+            self._check_writable()
+            input_ids = {s.id for s in inputs}
+            entries = [e for e in self._manifest["segments"] if e["id"] not in input_ids] + [entry]
+            try:
+                self._commit_manifest({**self._manifest, "segments": entries})
             except OSError as exc:
-                raise StorageError(f"compaction failed (store unchanged): {exc}") from exc
-            with self._write_mutex:
-                self._check_writable()
-                input_ids = {s.id for s in inputs}
-                entries = [e for e in self._manifest["segments"] if e["id"] not in input_ids] + [entry]
-                try:
-                    self._commit_manifest({**self._manifest, "segments": entries})
-                except OSError as exc:
-                    self._failed = exc
-                    raise StoreFailedError(f"compaction commit failed: {exc}") from exc
-                with self._rw.write():
-                    for seg in inputs:
-                        self._catalog.relocate(seg, merged, {int(lsn): row for row, lsn in enumerate(merged.lsn)})
-                    for row in range(merged.n):
-                        current = self._catalog.current(merged.namespace[row], merged.ids[row])
-                        if current is None or current.source is not merged or current.row != row:
-                            merged.set_live(row, False)
-                    self._segments = [s for s in self._segments if s.id not in input_ids] + [merged]
-                self._gc()
+                self._failed = exc
+                raise StoreFailedError(f"compaction commit failed: {exc}") from exc
+            with self._rw.write():
+                for seg in inputs:
+                    self._catalog.relocate(seg, merged, {int(lsn): row for row, lsn in enumerate(merged.lsn)})
+                for row in range(merged.n):
+                    current = self._catalog.current(merged.namespace[row], merged.ids[row])
+                    if current is None or current.source is not merged or current.row != row:
+                        merged.set_live(row, False)
+                self._segments = [s for s in self._segments if s.id not in input_ids] + [merged]
+            self._gc()
         return True
 
     # ------------------------------------------------------------ reads

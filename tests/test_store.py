@@ -175,7 +175,7 @@ def test_persistence_across_reopen(tmp_path, rng) -> None:
 
 
 def test_flush_and_compaction_preserve_answers(tmp_path, rng) -> None:
-    with t4dm_core.open(tmp_path / "s", dim=DIM, options=Options(memtable_max_records=10_000)) as s:
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=Options(auto_compact=False)) as s:
         for batch in range(6):
             s.put_many(memories(rng, 50, prefix=f"b{batch}-"))
             s.flush()
@@ -232,6 +232,20 @@ def test_filtered_search_wide_and_selective(tmp_path) -> None:
                 assert all(int(h.memory.id) in set(match) for h in hits)
                 recall.append(len(exact & {h.memory.id for h in hits}) / 10)
             assert np.mean(recall) >= 0.95, (flt, np.mean(recall))
+
+
+def test_background_compaction_bounds_segment_count(tmp_path, rng) -> None:
+    opts = Options(memtable_max_records=50, compaction_min_merge=3)
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=opts) as s:
+        for batch in range(30):
+            s.put_many(memories(rng, 50, prefix=f"b{batch}-"))
+        q = unit(rng)
+        live = s.search(q, k=5)
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=opts) as s:  # close waited for the compactor
+        assert s.stats()["segments"] < 10
+        assert s.stats()["memories"] == 1500
+        assert [h.memory.id for h in s.search(q, k=5)] == [h.memory.id for h in live]
+        assert s.background_error is None
 
 
 def test_searches_run_while_writes_continue(tmp_path, rng) -> None:

@@ -104,9 +104,9 @@ def _unpack_strs(payload: bytes, offset: int, count: int) -> list[str]:
 
 def encode_batch(recorded_at: float, ops: list[Op], dim: int) -> bytes:
     if len(ops) == 1 and isinstance(ops[0], FieldDeltaOp):
-        op = ops[0]
-        return b"F" + _TS_VALUE.pack(recorded_at, op.delta) + _pack_str(op.namespace) + _pack_str(op.id) + \
-            _pack_str(op.field)
+        d = ops[0]
+        return b"F" + _TS_VALUE.pack(recorded_at, d.delta) + _pack_str(d.namespace) + _pack_str(d.id) + \
+            _pack_str(d.field)
     if len(ops) == 1 and isinstance(ops[0], EdgeOp):
         e = ops[0]
         return b"E" + _TS_VALUE.pack(recorded_at, e.weight) + bytes([_EDGE_KINDS.index(e.kind)]) + \
