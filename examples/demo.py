@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import t4dm_core  # noqa: E402
-from seeds.docstring_corpus import DocItem, sample_stdlib_docstrings  # noqa: E402
-from t4dm_core import Memory  # noqa: E402
+import t4dm_core
+from seeds.docstring_corpus import DocItem, sample_stdlib_docstrings
+from t4dm_core import Memory
 
 
 def ingest(store: t4dm_core.Store, items: list[DocItem], batch_size: int) -> None:

@@ -37,12 +37,14 @@ from t4dm_core.errors import (
     T4DMError,
 )
 from t4dm_core.options import Options
+from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy
 from t4dm_core.storage.fs import FaultInjectingFS, FileSystem, LocalFS
 from t4dm_core.store import Store, open_store
 from t4dm_core.types import Edge, Hit, Memory, Neighbor
 
 __all__ = [
     "CallableEmbedder",
+    "CompactionPolicy",
     "CorruptionError",
     "DimensionMismatchError",
     "DuplicateIdError",
@@ -65,6 +67,7 @@ __all__ = [
     "Neighbor",
     "Options",
     "ReadOnlyError",
+    "SizeTieredPolicy",
     "StorageError",
     "Store",
     "StoreClosedError",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from t4dm_core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from t4dm_core.storage.compaction import CompactionPolicy
 
 __all__ = ["Options", "SyncMode"]
 
@@ -35,6 +38,9 @@ class Options:
             segment is below this.
         auto_compact: after a flush, run the compaction policy in a background thread
             (writes and searches continue; :meth:`Store.close` waits for it).
+        compaction_policy: a custom :class:`~t4dm_core.storage.compaction.CompactionPolicy`
+            (an object with ``pick(segments) -> segments``); default: size-tiered with the
+            two settings below.
         compaction_min_merge: size-tiered compaction merges a tier once it holds this many
             segments.
         compaction_size_ratio: segments whose row counts lie within this factor share a tier.
@@ -51,6 +57,7 @@ class Options:
     exact_search_max_rows: int = 20_000
     exact_search_max_fraction: float = 0.05
     auto_compact: bool = True
+    compaction_policy: CompactionPolicy | None = None
     compaction_min_merge: int = 4
     compaction_size_ratio: float = 4.0
     num_threads: int = -1

@@ -61,7 +61,7 @@ from t4dm_core.options import Options
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
 from t4dm_core.storage.fs import FileSystem, LocalFS
 from t4dm_core.storage.lock import WriterLock
-from t4dm_core.storage.manifest import load_newest_manifest, manifest_name, write_manifest
+from t4dm_core.storage.manifest import list_manifests, load_newest_manifest, manifest_name, write_manifest
 from t4dm_core.storage.memtable import Memtable
 from t4dm_core.storage.ops import COUNTER_FIELDS, DeleteOp, EdgeOp, FieldDeltaOp, Op, PutOp, decode_batch, encode_batch
 from t4dm_core.storage.segment import Segment, SegmentData, write_segment
@@ -74,6 +74,7 @@ log = logging.getLogger("t4dm")
 AsOf = float | Any | tuple[Any, Any] | None
 MAX_K = 10_000
 MAX_HOPS = 16
+READER_OPEN_ATTEMPTS = 5
 _TMP_SUFFIXES = (".tmp", ".build")
 
 
@@ -84,15 +85,25 @@ def open_store(path: str | os.PathLike[str] | None = None, *, dim: int | None = 
     if read_only and temporary:
         raise InvalidInputError("a temporary store cannot be opened read-only")
     directory = tempfile.mkdtemp(prefix="t4dm-") if temporary else os.path.abspath(os.fspath(path))  # type: ignore[arg-type]
-    return Store(directory, dim=dim, embedder=embedder, options=options or Options(), read_only=read_only,
-                 fs=fs or LocalFS(), temporary=temporary)
+    file_layer = fs or LocalFS()
+    for attempt in range(READER_OPEN_ATTEMPTS):
+        try:
+            return Store(directory, dim=dim, embedder=embedder, options=options or Options(), read_only=read_only,
+                         fs=file_layer, temporary=temporary)
+        except CorruptionError as exc:
+            # A reader can race the writer's GC: the manifest it read was superseded and a file
+            # it names removed. Retry against the newer manifest; real damage fails every time.
+            newer = list_manifests(file_layer, directory)
+            if not read_only or "missing" not in str(exc) or attempt == READER_OPEN_ATTEMPTS - 1 or not newer:
+                raise
+    raise AssertionError("unreachable")
 
 
 class Store:
     """An open T4DM store. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, directory: str, *, dim: int | None, embedder: Any, options: Options, read_only: bool,
-                 fs: FileSystem, temporary: bool, policy: CompactionPolicy | None = None) -> None:
+                 fs: FileSystem, temporary: bool) -> None:
         self.path = directory
         self.options = options
         self.read_only = read_only
@@ -104,7 +115,7 @@ class Store:
         self._rw = RWLock()
         self._write_mutex = threading.RLock()
         self._compaction_lock = threading.Lock()
-        self._policy: CompactionPolicy = policy or SizeTieredPolicy(options.compaction_min_merge,
+        self._policy: CompactionPolicy = options.compaction_policy or SizeTieredPolicy(options.compaction_min_merge,
                                                                      options.compaction_size_ratio)
         self._compactor: threading.Thread | None = None
         self._inflight_segments: set[str] = set()  # outputs being built; GC must not touch them

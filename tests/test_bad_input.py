@@ -10,7 +10,6 @@ import pytest
 
 import t4dm_core
 from t4dm_core import Memory
-
 from tests.helpers import DIM, memories, unit
 
 

@@ -8,11 +8,12 @@ import sys
 import t4dm_core
 
 EXPECTED = {
-    "CallableEmbedder", "CorruptionError", "DimensionMismatchError", "DuplicateIdError", "Edge", "Embedder",
-    "EmbedderMismatchError", "FaultInjectingFS", "FileSystem", "FilterError", "FormatVersionError", "Hit",
-    "InvalidInputError", "InvalidNamespaceError", "InvalidVectorError", "LocalFS", "Memory", "MemoryNotFoundError",
-    "MetadataError", "MiniLMEmbedder", "Neighbor", "Options", "ReadOnlyError", "StorageError", "Store",
-    "StoreClosedError", "StoreFailedError", "StoreLockedError", "T4DMError", "__version__", "open",
+    "CallableEmbedder", "CompactionPolicy", "CorruptionError", "DimensionMismatchError", "DuplicateIdError",
+    "Edge", "Embedder", "EmbedderMismatchError", "FaultInjectingFS", "FileSystem", "FilterError",
+    "FormatVersionError", "Hit", "InvalidInputError", "InvalidNamespaceError", "InvalidVectorError",
+    "LocalFS", "Memory", "MemoryNotFoundError", "MetadataError", "MiniLMEmbedder", "Neighbor", "Options",
+    "ReadOnlyError", "SizeTieredPolicy", "StorageError", "Store", "StoreClosedError", "StoreFailedError",
+    "StoreLockedError", "T4DMError", "__version__", "open",
 }
 
 
