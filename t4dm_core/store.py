@@ -714,27 +714,29 @@ class Store:
         f = ref.source.row_fields(ref.row)
         return f["valid_from"], f["valid_to"]
 
-    def _materialize(self, ref: VersionRef, chain: list[VersionRef] | None = None, *,
-                     with_vector: bool = True) -> Memory:
+    def _materialize(self, ref: VersionRef, chain: list[VersionRef] | None = None) -> Memory:
+        """Build the public Memory for a version (a private copy; learning deltas applied if current)."""
         src, row = ref.source, ref.row
         f = src.row_fields(row)
         ns, mid = f["namespace"], f["id"]
         if chain is None:
             chain = self._catalog.chain(ns, mid)
-        is_current = chain[-1] is ref
-        superseded_at = None if is_current else next(
-            (chain[i + 1].recorded_at for i, r in enumerate(chain) if r is ref), None)
-        d = self._catalog.delta(ns, mid) if is_current else {}
-        meta = src.row_metadata(row)
+        kappa, importance, access_count = f["kappa"], f["importance"], f["access_count"]
+        superseded_at = None
+        if chain[-1] is ref:
+            delta = self._catalog.deltas.get((ns, mid))
+            if delta:
+                kappa = min(1.0, max(0.0, kappa + delta.get("kappa", 0.0)))
+                importance += delta.get("importance", 0.0)
+                access_count = int(access_count + delta.get("access_count", 0.0))
+        else:
+            superseded_at = chain[chain.index(ref) + 1].recorded_at
+        deleted = f["deleted"]
         return Memory(
-            text=src.row_text(row), id=mid, namespace=ns,
-            vector=src.row_vector(row) if with_vector and not f["deleted"] else None,
-            metadata=json.loads(json.dumps(meta)) if isinstance(src, Memtable) else meta,
-            valid_from=f["valid_from"], valid_to=f["valid_to"], recorded_at=f["recorded_at"],
-            superseded_at=superseded_at, kappa=min(1.0, max(0.0, f["kappa"] + d.get("kappa", 0.0))),
-            importance=f["importance"] + d.get("importance", 0.0),
-            access_count=int(f["access_count"] + d.get("access_count", 0.0)), pinned=f["pinned"],
-            deleted=f["deleted"])
+            text=src.row_text(row), id=mid, namespace=ns, vector=None if deleted else src.row_vector(row),
+            metadata=src.row_metadata(row), valid_from=f["valid_from"], valid_to=f["valid_to"],
+            recorded_at=f["recorded_at"], superseded_at=superseded_at, kappa=kappa, importance=importance,
+            access_count=access_count, pinned=f["pinned"], deleted=deleted)
 
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
@@ -767,8 +769,7 @@ class Store:
             candidates.sort(key=lambda c: -c[0])
             hits = []
             for score, src, row in candidates[:k]:
-                f = src.row_fields(row)
-                chain = self._catalog.chain(f["namespace"], f["id"])
+                chain = self._catalog.chain(src.namespace[row], src.ids[row])
                 ref = next(r for r in reversed(chain) if r.source is src and r.row == row)
                 hits.append(Hit(self._materialize(ref, chain), score))
             return hits

@@ -7,6 +7,7 @@ under its exclusive lock; readers hold the shared lock, so they see a consistent
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,8 @@ class Memtable:
         return self.text[row]
 
     def row_metadata(self, row: int) -> dict[str, Any]:
-        return self.metadata[row]
+        """A private copy (callers may mutate it)."""
+        return json.loads(json.dumps(self.metadata[row]))
 
     def row_fields(self, row: int) -> dict[str, Any]:
         return {

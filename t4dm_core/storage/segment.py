@@ -229,6 +229,10 @@ class Segment:
         self.ns_codes = np.fromiter((ns_lookup.setdefault(ns, len(ns_lookup)) for ns in self.namespace),
                                     dtype=np.int32, count=self.n)
         self.live = ~self.deleted.copy()
+        self._numeric = {name: table.column(name).to_numpy()
+                         for name in ("valid_from", "valid_to", "kappa", "importance", "access_count", "pinned")}
+        self._text = table.column("text").combine_chunks()
+        self._metadata_json = table.column("metadata").combine_chunks()
         same = self.n > 0 and bool(np.all(self.ns_codes == self.ns_codes[0]))
         self.single_namespace_code = int(self.ns_codes[0]) if same else -1
         meta = table.schema.metadata or {}
@@ -270,21 +274,22 @@ class Segment:
 
     # -- row access ----------------------------------------------------------
     def row_text(self, row: int) -> str | None:
-        return self.table.column("text")[row].as_py()
+        return self._text[row].as_py()
 
     def row_metadata(self, row: int) -> dict[str, Any]:
         if self._parsed_metadata is not None:
-            return self._parsed_metadata[row]
-        return json.loads(self.table.column("metadata")[row].as_py())
+            return json.loads(json.dumps(self._parsed_metadata[row]))  # callers get a private copy
+        return json.loads(self._metadata_json[row].as_py())
 
     def row_fields(self, row: int) -> dict[str, Any]:
-        get = self.table.column
+        num = self._numeric
+        valid_to = float(num["valid_to"][row])
         return {
             "namespace": self.namespace[row], "id": self.ids[row], "lsn": int(self.lsn[row]),
             "recorded_at": float(self.recorded_at[row]), "deleted": bool(self.deleted[row]),
-            "valid_from": get("valid_from")[row].as_py(), "valid_to": get("valid_to")[row].as_py(),
-            "kappa": get("kappa")[row].as_py(), "importance": get("importance")[row].as_py(),
-            "access_count": get("access_count")[row].as_py(), "pinned": get("pinned")[row].as_py(),
+            "valid_from": float(num["valid_from"][row]), "valid_to": None if np.isnan(valid_to) else valid_to,
+            "kappa": float(num["kappa"][row]), "importance": float(num["importance"][row]),
+            "access_count": int(num["access_count"][row]), "pinned": bool(num["pinned"][row]),
         }
 
     def row_vector(self, row: int) -> np.ndarray:
