@@ -17,6 +17,7 @@ next acknowledged write, :meth:`Store.flush` or :meth:`Store.close`.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -60,8 +61,14 @@ from t4dm_core.index.exact import top_k_exact
 from t4dm_core.options import Options
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
 from t4dm_core.storage.fs import FileSystem, LocalFS
-from t4dm_core.storage.lock import WriterLock
-from t4dm_core.storage.manifest import list_manifests, load_newest_manifest, manifest_name, write_manifest
+from t4dm_core.storage.lock import PIN_ALL, ReaderPin, WriterLock, pinned_versions
+from t4dm_core.storage.manifest import (
+    list_manifests,
+    load_newest_manifest,
+    manifest_name,
+    read_manifest,
+    write_manifest,
+)
 from t4dm_core.storage.memtable import Memtable
 from t4dm_core.storage.ops import COUNTER_FIELDS, DeleteOp, EdgeOp, FieldDeltaOp, Op, PutOp, decode_batch, encode_batch
 from t4dm_core.storage.segment import Segment, SegmentData, write_segment
@@ -87,14 +94,16 @@ def open_store(path: str | os.PathLike[str] | None = None, *, dim: int | None = 
     directory = tempfile.mkdtemp(prefix="t4dm-") if temporary else os.path.abspath(os.fspath(path))  # type: ignore[arg-type]
     file_layer = fs or LocalFS()
     for attempt in range(READER_OPEN_ATTEMPTS):
+        before = list_manifests(file_layer, directory) if read_only and os.path.isdir(directory) else []
         try:
             return Store(directory, dim=dim, embedder=embedder, options=options or Options(), read_only=read_only,
                          fs=file_layer, temporary=temporary)
-        except CorruptionError as exc:
-            # A reader can race the writer's GC: the manifest it read was superseded and a file
-            # it names removed. Retry against the newer manifest; real damage fails every time.
-            newer = list_manifests(file_layer, directory)
-            if not read_only or "missing" not in str(exc) or attempt == READER_OPEN_ATTEMPTS - 1 or not newer:
+        except StorageError:
+            # A reader races the writer's GC: the manifest it read was superseded and a file it
+            # names was removed. Retry when the manifests changed meanwhile; real damage fails
+            # every time and is re-raised.
+            changed = read_only and list_manifests(file_layer, directory) != before
+            if not changed or attempt == READER_OPEN_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
@@ -129,6 +138,9 @@ class Store:
         self._retained: list[dict[str, Any]] = []
         try:
             self._open(dim, embedder)
+        except OSError as exc:
+            self._release_files()
+            raise StorageError(f"cannot open store {directory}: {exc}") from exc
         except BaseException:
             self._release_files()
             raise
@@ -136,21 +148,39 @@ class Store:
     # ------------------------------------------------------------------ open
     def _open(self, dim: int | None, embedder: Any) -> None:
         fs = self._fs
+        pin: ReaderPin | None = None
         if self.read_only:
             if not fs.exists(self.path):
                 raise InvalidInputError(f"no store at {self.path}")
+            try:
+                pin = ReaderPin(self.path)
+            except PermissionError:
+                pin = None  # read-only media or permissions: no writer can be collecting files here
+            except OSError as exc:
+                if exc.errno != errno.EROFS:
+                    raise
         else:
             fs.makedirs(self.path)
             self._lock = WriterLock(self.path)
-        choice = load_newest_manifest(fs, self.path, self.options.retain_manifests)
-        body = choice.current
+        try:
+            choice = load_newest_manifest(fs, self.path, self.options.retain_manifests)
+            if pin is not None and choice.current is not None:
+                pin.set_version(choice.current["version"])
+            self._load(choice.bodies, dim, embedder)
+        finally:
+            if pin is not None:
+                pin.release()
+
+    def _load(self, bodies: list[dict[str, Any]], dim: int | None, embedder: Any) -> None:
+        fs = self._fs
+        body = bodies[0] if bodies else None
         self._embedder, self.dim = resolve_embedder(
             embedder, dim, body.get("embedder") if body else None, body.get("dim") if body else None)
         if body is None:
             if self.read_only:
                 raise InvalidInputError(f"no store at {self.path} (no manifest)")
             body = self._create_new()
-        self._retained = choice.bodies or [body]
+        self._retained = bodies or [body]
         self._manifest = body
         self._next_file = max(body["next_file_number"], self._max_file_number() + 1)
         self._mem = Memtable(self.dim)
@@ -518,6 +548,7 @@ class Store:
     def _flush_locked(self) -> None:
         assert self._wal is not None
         mem = self._mem
+        new_wal: WalWriter | None = None
         try:
             self._wal.flush_buffer()
             if mem.is_empty:
@@ -537,6 +568,8 @@ class Store:
                                    "flushed_lsn": self._next_lsn - 1, "wal_numbers": [number]})
         except OSError as exc:
             self._failed = exc
+            if new_wal is not None:
+                new_wal.close()
             raise StoreFailedError(f"flush failed: {exc}") from exc
         old_wal, self._wal = self._wal, new_wal
         old_wal.close()
@@ -564,7 +597,7 @@ class Store:
                 pass
         except BaseException as exc:  # reported through background_error and the log, never lost silently
             self.background_error = exc
-            log.error("t4dm: background compaction failed: %s", exc)
+            log.error("t4dm: background compaction failed: %s", str(exc))
 
     def _write_segment(self, seg_id: int, data: SegmentData) -> tuple[dict[str, Any], Any]:
         o = self.options
@@ -581,12 +614,21 @@ class Store:
         self._retained = [self._manifest, *self._retained][: self.options.retain_manifests]
 
     def _gc(self) -> None:
-        """Delete files no retained manifest references (never the active WAL)."""
-        keep = {manifest_name(b["version"]) for b in self._retained}
-        for body in self._retained:
+        """Delete files no retained or reader-pinned manifest references (never the active WAL)."""
+        pins = pinned_versions(self.path)
+        if PIN_ALL in pins:
+            return  # a reader is choosing its manifest; collect at the next commit
+        bodies = list(self._retained)
+        for version in set(pins) - {b["version"] for b in bodies}:
+            try:
+                bodies.append(read_manifest(self._fs, self.path, version))
+            except (OSError, StorageError):
+                return  # cannot tell what the reader needs: keep everything this round
+        keep = {manifest_name(b["version"]) for b in bodies}
+        for body in bodies:
             for entry in body["segments"]:
                 keep.update(f["name"] for f in entry["files"].values())
-        oldest_wal = min(min(b["wal_numbers"]) for b in self._retained)
+        oldest_wal = min(min(b["wal_numbers"]) for b in bodies)
         for name in self._fs.listdir(self.path):
             stem = name.split(".")[0]
             if name.startswith(tuple(self._inflight_segments)):
@@ -603,7 +645,7 @@ class Store:
                 except FileNotFoundError:
                     pass
                 except OSError as exc:  # leftover files are harmless; retry at the next GC
-                    log.warning("t4dm: could not remove obsolete file %s: %s", name, exc)
+                    log.warning("t4dm: could not remove obsolete file %s: %s", name, str(exc))
 
     # -------------------------------------------------------- compaction
     def compact(self, *, full: bool = False, policy: CompactionPolicy | None = None) -> bool:
@@ -631,9 +673,12 @@ class Store:
 
     def _merge_and_commit(self, inputs: list[Segment], seg_id: int) -> bool:
         """Build the merged segment (no lock held), then commit it with one manifest switch."""
+        durable_lsn = self._manifest["flushed_lsn"]  # every version at or below it is in a segment
+
         def latest_lsn(ns: str, mid: str) -> int:
-            chain = self._catalog.chain(ns, mid)
-            return chain[-1].lsn if chain else -1
+            # Only a version that is already in a segment may make a delta obsolete: a newer
+            # version still in the memtable/WAL could be lost by a power cut (sync="normal").
+            return max((r.lsn for r in self._catalog.chain(ns, mid) if r.lsn <= durable_lsn), default=-1)
 
         try:
             data = merge_segments(inputs, latest_lsn)

@@ -104,6 +104,8 @@ def load_newest_manifest(fs: FileSystem, directory: str, retain: int) -> Manifes
     for version in versions:
         try:
             body = read_manifest(fs, directory, version)
+        except FileNotFoundError:
+            continue  # removed by the writer's GC after we listed it: a newer one exists
         except CorruptionError as exc:
             if bodies:
                 continue  # an older damaged manifest is simply not retained

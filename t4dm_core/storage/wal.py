@@ -74,7 +74,11 @@ class WalWriter:
             self.salt = secrets.randbits(63)
             self._file: WritableFile = fs.create(path)
             header = _HEADER.pack(WAL_MAGIC, WAL_FORMAT, number, self.salt)
-            self._file.write(header + struct.pack("<I", xxhash.xxh32_intdigest(header)))
+            try:
+                self._file.write(header + struct.pack("<I", xxhash.xxh32_intdigest(header)))
+            except BaseException:
+                self._file.close()
+                raise
         else:
             assert salt is not None
             self.salt = salt

@@ -23,11 +23,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import t4dm_core
 from workload import DIM, Model, match_prefix, search_problems, touched
+
+import t4dm_core
 
 WRITER = Path(__file__).with_name("writer_proc.py")
 
@@ -41,16 +43,18 @@ class LoopStats:
     in_flight_lost: int = 0  # started but unacknowledged batches that did not survive
     unacked_survived: int = 0
     flushes_seen: int = 0
-    notes: list[str] = field(default_factory=list)
+    killed_in: Counter[str] = field(default_factory=Counter)  # kind of the batch running at the kill
 
 
-def run_writer(path: Path, *, seed: int, start: int, sync: str, fault_fs: bool, rng: random.Random,
+def run_writer(path: Path, *, seed: int, start: int, sync: str, fault_fs: bool, bumps: bool, rng: random.Random,
                log: Path) -> tuple[list[str], bool]:
     """Start the writer, SIGKILL it after a random delay; return its stdout lines and whether
     it was killed before reporting READY."""
     cmd = [sys.executable, str(WRITER), str(path), "--seed", str(seed), "--start", str(start), "--sync", sync]
     if fault_fs:
         cmd.append("--fault-fs")
+    if not bumps:
+        cmd.append("--no-bumps")
     lines: list[str] = []
     ready = threading.Event()
     with log.open("w") as err:
@@ -81,16 +85,16 @@ def run_writer(path: Path, *, seed: int, start: int, sync: str, fault_fs: bool, 
     return lines, early and "READY" not in lines
 
 
-def kill_loop(path: Path, *, seed: int, sync: str, kills: int, fault_fs: bool = False,
+def kill_loop(path: Path, *, seed: int, sync: str, kills: int, fault_fs: bool = False, bumps: bool = True,
               model: Model | None = None, stats: LoopStats | None = None) -> tuple[Model, LoopStats]:
     """Run ``kills`` kill/recover iterations on ``path``; returns the final model and counters."""
     rng = random.Random(seed ^ 0x5EED)
-    model = model or Model(seed)
+    model = model or Model(seed, bumps=bumps)
     stats = stats or LoopStats()
     durable_acks = sync == "full" or not fault_fs
     for iteration in range(kills):
-        lines, early = run_writer(path, seed=seed, start=model.batches, sync=sync, fault_fs=fault_fs, rng=rng,
-                                  log=path.parent / f"writer-{path.name}.log")
+        lines, early = run_writer(path, seed=seed, start=model.batches, sync=sync, fault_fs=fault_fs,
+                                  bumps=model.bumps, rng=rng, log=path.parent / f"writer-{path.name}.log")
         stats.kills += 1
         stats.early_kills += early
         acks = {int(x.split()[1]) for x in lines if x.startswith("ACK ")}
@@ -112,6 +116,7 @@ def kill_loop(path: Path, *, seed: int, sync: str, kills: int, fault_fs: bool = 
             flushed = [b for b in acks if ops[b - model.batches][0] == "flush"]
             floor = max(flushed, default=floor - 1) + 1
         stats.flushes_seen += sum(op[0] == "flush" for op in ops)
+        stats.killed_in["startup" if not starts else ops[-1][0] if last not in acks else "between"] += 1
 
         where = f"iteration {iteration} (seed {seed}, sync={sync}, fault_fs={fault_fs}, dir {path})"
         with t4dm_core.open(path, dim=DIM) as store:
@@ -120,7 +125,7 @@ def kill_loop(path: Path, *, seed: int, sync: str, kills: int, fault_fs: bool = 
             assert k >= floor, (f"{where}: acknowledged batches lost: state = first {k} batches, "
                                 f"but batches < {floor} were acknowledged as durable")
             new_puts = [m for op in ops[: k - model.batches] if op[0] == "put" for m in op[1]]
-            probe = rng.sample(new_puts, min(30, len(new_puts))) + list(sample)[:10]
+            probe = rng.sample(new_puts, min(30, len(new_puts))) + sorted(sample)[:10]
             problems = search_problems(store, recovered, probe)
             assert not problems, f"{where}: {problems}"
         stats.batches += k - model.batches

@@ -10,7 +10,6 @@ Each recovery must equal a prefix of the workload that contains every acknowledg
 from __future__ import annotations
 
 import pytest
-
 from crashloop import kill_loop
 
 KILLS_PER_MODE = 30  # x 2 sync modes = 60 kills in the default run

@@ -56,10 +56,11 @@ class Model:
     importance: dict[str, float] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)  # versions incl. tombstones
     edges: dict[tuple[str, str], float] = field(default_factory=dict)
+    bumps: bool = True  # False: the workload has no learning writes (see test_power_loss.py)
 
     def copy(self) -> Model:
         return Model(self.seed, self.batches, dict(self.live), list(self.order), dict(self.pos),
-                     dict(self.importance), dict(self.versions), dict(self.edges))
+                     dict(self.importance), dict(self.versions), dict(self.edges), self.bumps)
 
     def _add(self, mid: str) -> None:
         self.pos[mid] = len(self.order)
@@ -83,7 +84,7 @@ class Model:
         if roll < 0.16 and n_live >= 2:
             src, dst = rng.sample(self.order, 2)
             return ("link", src, dst, rng.choice([0.5, 1.0, 2.5]))
-        if roll < 0.22 and n_live >= 1:
+        if roll < 0.22 and n_live >= 1 and self.bumps:
             return ("bump", rng.choice(self.order), rng.choice(BUMP_DELTAS))
         if roll < 0.25:
             return ("flush",)
@@ -130,9 +131,9 @@ class Model:
         return text, meta, unit(raw)
 
 
-def replay(seed: int, batches: int) -> Model:
+def replay(seed: int, batches: int, *, bumps: bool = True) -> Model:
     """The model after ``batches`` batches."""
-    model = Model(seed)
+    model = Model(seed, bumps=bumps)
     while model.batches < batches:
         model.step()
     return model

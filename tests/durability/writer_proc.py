@@ -1,6 +1,6 @@
 """Writer subprocess for the crash tests: runs the workload until it is killed.
 
-Usage: ``python writer_proc.py DIR --seed S --start K --sync normal|full [--fault-fs]``.
+Usage: ``python writer_proc.py DIR --seed S --start K --sync normal|full [--fault-fs] [--no-bumps]``.
 
 Rebuilds the model of batches ``0..K-1`` (the store must already hold exactly that state),
 opens the store, prints ``READY``, then for each batch ``b`` prints ``START b``, runs it and,
@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from workload import DIM, execute, replay
+
 import t4dm_core
 from t4dm_core import FaultInjectingFS, Options
-from workload import DIM, execute, replay
 
 WRITER_OPTIONS = {"memtable_max_records": 300, "hnsw_m": 12, "hnsw_ef_construction": 64, "num_threads": 1}
 
@@ -30,10 +31,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--start", type=int, required=True)
     parser.add_argument("--sync", choices=("normal", "full"), required=True)
     parser.add_argument("--fault-fs", action="store_true")
+    parser.add_argument("--no-bumps", action="store_true")
     parser.add_argument("--max-batches", type=int, default=100_000)
     args = parser.parse_args(argv)
 
-    model = replay(args.seed, args.start)
+    model = replay(args.seed, args.start, bumps=not args.no_bumps)
     fs = FaultInjectingFS() if args.fault_fs else None
     store = t4dm_core.open(args.path, dim=DIM, options=Options(sync=args.sync, **WRITER_OPTIONS), fs=fs)
     print("READY", flush=True)
