@@ -60,6 +60,10 @@ def normalize_vector(vector: object, dim: int) -> np.ndarray:
         DimensionMismatchError: wrong length.
         InvalidVectorError: not numeric, not 1-D, NaN/inf, or all zeros.
     """
+    if isinstance(vector, np.ndarray) and vector.dtype == np.float32 and vector.shape == (dim,):
+        norm32 = float(np.sqrt(np.dot(vector, vector)))
+        if norm32 > 0.0 and np.isfinite(norm32):  # finite norm => every component is finite
+            return vector / np.float32(norm32)
     try:
         arr = np.asarray(vector, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -814,10 +815,19 @@ class Store:
             candidates.sort(key=lambda c: -c[0])
             hits = []
             for score, src, row in candidates[:k]:
-                chain = self._catalog.chain(src.namespace[row], src.ids[row])
-                ref = next(r for r in reversed(chain) if r.source is src and r.row == row)
-                hits.append(Hit(self._materialize(ref, chain), score))
+                ns, mid = src.namespace[row], src.ids[row]
+                chain = self._catalog.chain(ns, mid)
+                ref = chain[-1] if as_of is None else next(
+                    r for r in reversed(chain) if r.source is src and r.row == row)
+                hits.append(Hit(score=score, id=mid, namespace=ns, load=partial(self._load_hit, ref, chain)))
             return hits
+
+    def _load_hit(self, ref: VersionRef, chain: list[VersionRef]) -> Memory:
+        """Materialise a hit's memory (refs are relocated in place by flush/compaction).
+
+        Works after :meth:`close` too: the rows live in memory or in mapped segment files."""
+        with self._rw.read():
+            return self._materialize(ref, chain)
 
     def _query_vector(self, query: Any) -> np.ndarray:
         if isinstance(query, str):

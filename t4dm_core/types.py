@@ -6,6 +6,7 @@ POSIX seconds (float, UTC).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,12 +72,46 @@ class Edge:
     namespace: str = DEFAULT_NAMESPACE
 
 
-@dataclass(frozen=True)
 class Hit:
-    """A search result. ``score`` is cosine similarity in [-1, 1]: higher = more relevant."""
+    """A search result. ``score`` is cosine similarity in [-1, 1]: higher = more relevant.
 
-    memory: Memory
-    score: float
+    ``id`` and ``namespace`` are available at once; ``memory`` (text, metadata, vector,
+    counters) is built on first access, so a caller that needs only ids pays nothing for
+    the rest. The memory is the version the search found; its learning counters and
+    ``superseded_at`` are read at the time of that first access (which may come after the
+    store was closed). Thread-safe.
+    """
+
+    __slots__ = ("_load", "_memory", "id", "namespace", "score")
+
+    def __init__(self, memory: Memory | None = None, score: float = 0.0, *, id: str | None = None,
+                 namespace: str | None = None, load: Callable[[], Memory] | None = None) -> None:
+        if memory is None and load is None:
+            raise ValueError("Hit needs a memory or a loader")
+        self._memory = memory
+        self._load = load
+        self.score = float(score)
+        self.id = id if id is not None else memory.id  # type: ignore[union-attr]
+        self.namespace = namespace if namespace is not None else memory.namespace  # type: ignore[union-attr]
+
+    @property
+    def memory(self) -> Memory:
+        if self._memory is None:
+            assert self._load is not None
+            self._memory = self._load()
+            self._load = None
+        return self._memory
+
+    def __repr__(self) -> str:
+        return f"Hit(id={self.id!r}, namespace={self.namespace!r}, score={self.score:.4f})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hit):
+            return NotImplemented
+        return (self.id, self.namespace, self.score) == (other.id, other.namespace, other.score)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.namespace, self.score))
 
 
 @dataclass(frozen=True)

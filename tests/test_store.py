@@ -313,3 +313,16 @@ def test_callable_and_langchain_style_embedders(tmp_path) -> None:
         s.put("aaaa bbbb", id="ab")
         assert s.stats()["embedder"].endswith(":toy-v1")
         assert s.search("bbbb", k=1)[0].memory.id == "ab"
+
+
+def test_hits_are_lazy_but_complete(store, rng) -> None:
+    vec = unit(rng)
+    store.put(Memory(text="lazy", id="l", vector=vec, metadata={"a": 1}))
+    hit = store.search(vec, k=1)[0]
+    assert (hit.id, hit.namespace) == ("l", "default") and hit.score == pytest.approx(1.0, abs=1e-5)
+    store.bump("l", "access_count", 2)  # counters are read when the memory is first built
+    assert hit.memory.text == "lazy" and hit.memory.metadata == {"a": 1} and hit.memory.access_count == 2
+    assert hit.memory is hit.memory
+    early = store.search(vec, k=1)[0]
+    store.flush()  # the version moves from the memtable into a segment before first access
+    assert early.memory.text == "lazy"

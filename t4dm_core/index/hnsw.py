@@ -25,6 +25,7 @@ class HnswIndex:
         self.size = size
         self._hidden: set[int] = set()
         self._lock = threading.Lock()
+        self._ef = -1  # beam width last set (hnswlib keeps one per index)
 
     @classmethod
     def build(cls, vectors: np.ndarray, labels: np.ndarray, *, m: int, ef_construction: int,
@@ -66,7 +67,10 @@ class HnswIndex:
         k = min(k, self.visible)
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        self._index.set_ef(max(ef, k))
+        ef = max(ef, k)
+        if ef != self._ef:  # concurrent queries may race on this; any value >= k is correct
+            self._index.set_ef(ef)
+            self._ef = ef
         while True:
             try:
                 labels, distances = self._index.knn_query(vector, k=k, num_threads=1)
