@@ -54,7 +54,7 @@ class Options:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 64
-    exact_search_max_rows: int = 20_000
+    exact_search_max_rows: int = 5_000
     exact_search_max_fraction: float = 0.05
     auto_compact: bool = True
     compaction_policy: CompactionPolicy | None = None
