@@ -39,7 +39,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / "benchmarks" / ".cache"
-VENV_SITE_PACKAGES = REPO / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+PY_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+VENV_SITE_PACKAGES = REPO / ".venv" / "lib" / PY_VERSION / "site-packages"
 MIN_CHARS = 30
 MAX_CHARS = 1000
 DEFAULT_DOCS = 100_000
