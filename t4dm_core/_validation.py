@@ -20,16 +20,22 @@ MAX_NAMESPACE_LEN = 128
 MAX_ID_LEN = 512
 MAX_TEXT_BYTES = 16 * 1024 * 1024
 MAX_METADATA_DEPTH = 32
+_KNOWN_GOOD_LIMIT = 10_000
+_known_good_namespaces: set[str] = set()  # validated names (hot paths check the same few names)
 
 
 def check_namespace(namespace: object) -> str:
     """Return ``namespace`` if it is a valid tenant name, else raise InvalidNamespaceError."""
+    if isinstance(namespace, str) and namespace in _known_good_namespaces:
+        return namespace
     if not isinstance(namespace, str) or not namespace:
         raise InvalidNamespaceError(f"namespace must be a non-empty string, got {namespace!r}")
     if len(namespace) > MAX_NAMESPACE_LEN:
         raise InvalidNamespaceError(f"namespace longer than {MAX_NAMESPACE_LEN} characters")
     if any(ord(c) < 32 for c in namespace):
         raise InvalidNamespaceError(f"namespace {namespace!r} contains control characters")
+    if len(_known_good_namespaces) < _KNOWN_GOOD_LIMIT:
+        _known_good_namespaces.add(namespace)
     return namespace
 
 

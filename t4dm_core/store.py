@@ -535,7 +535,6 @@ class Store:
     def strengthen(self, src: str, dst: str, delta: float, *, type: str = DEFAULT_EDGE_TYPE,
                    namespace: str = DEFAULT_NAMESPACE) -> None:
         """Learning write: add ``delta`` to an edge's weight (creating it); O(1) overlay, buffered."""
-        self._check_writable()
         self._check_edge(src, dst, type, delta, namespace)
         self._commit(lambda ts: [EdgeOp("add", namespace, src, dst, type, float(delta))], buffered=True)
 

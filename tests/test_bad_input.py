@@ -54,7 +54,7 @@ def test_duplicate_ids_in_batch(store, rng) -> None:
                     Memory(text="b", id="same", namespace="other", vector=unit(rng))])
 
 
-@pytest.mark.parametrize("namespace", ["", "a" * 129, "bad\nname", None, 7])
+@pytest.mark.parametrize("namespace", ["", "a" * 129, "bad\nname", None, 7, ["list"]])
 def test_bad_namespace(store, rng, namespace) -> None:
     with pytest.raises(t4dm_core.InvalidNamespaceError):
         store.put(Memory(text="x", id="x", namespace=namespace, vector=unit(rng)))
