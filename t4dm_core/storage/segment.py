@@ -10,8 +10,8 @@ and xxh3-128 hash:
   :data:`MAX_PROMOTED_KEYS` top-level metadata keys of a single JSON kind (vectorised
   filtering).
 * ``.hnsw`` - hnswlib index over the non-tombstone rows (label = row number).
-* ``.edges.arrow`` - edge operations sorted by (namespace, src, lsn): CSR order, with the
-  row offsets of each source derived on load.
+* ``.edges.arrow`` - edge operations sorted by (namespace, src, lsn), i.e. CSR order; on
+  open they are folded, with the memtable's, into the in-memory adjacency used for traversal.
 * ``.overlays.arrow`` - field deltas (learning writes) not yet folded.
 
 Opening verifies every file's size and hash before any byte reaches pyarrow or hnswlib,
@@ -242,10 +242,6 @@ class Segment:
         self._filter_cache: dict[str, np.ndarray] = {}
         self.files = [f["name"] for f in entry["files"].values()]
 
-    @property
-    def is_empty(self) -> bool:
-        return False
-
     @classmethod
     def open(cls, fs: FileSystem, directory: str, entry: dict[str, Any], dim: int,
              ns_lookup: dict[str, int], index: HnswIndex | None = None) -> Segment:
@@ -300,9 +296,6 @@ class Segment:
             self._parsed_metadata = [json.loads(s) for s in self.table.column("metadata").to_pylist()]
         return self._parsed_metadata
 
-    def column_values(self, name: str) -> list[Any]:
-        return self.table.column(name).to_pylist()
-
     def filter_mask(self, flt: Filter) -> np.ndarray:
         """Rows whose metadata matches ``flt`` (cached per canonical filter; segment is immutable)."""
         cached = self._filter_cache.get(flt.canonical)
@@ -321,15 +314,6 @@ class Segment:
             return []
         cols = [self.edges.column(c).to_pylist() for c in ("lsn", "kind", "namespace", "src", "dst", "type", "weight")]
         return [(lsn, EdgeOp(kind, ns, src, dst, ty, w)) for lsn, kind, ns, src, dst, ty, w in zip(*cols, strict=True)]
-
-    def csr_offsets(self) -> tuple[list[tuple[str, str]], np.ndarray]:
-        """Source keys and their row offsets into the (source-sorted) edge table: the CSR indptr."""
-        if self.edges is None:
-            return [], np.zeros(1, dtype=np.int64)
-        namespaces = self.edges.column("namespace").to_pylist()
-        keys = list(zip(namespaces, self.edges.column("src").to_pylist(), strict=True))
-        starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
-        return [keys[i] for i in starts], np.array([*starts, len(keys)], dtype=np.int64)
 
     def field_delta_rows(self) -> list[tuple[int, float, FieldDeltaOp]]:
         if self.overlays is None:

@@ -141,7 +141,6 @@ class WalContents:
     records: list[tuple[int, int, bytes]]  # (first_lsn, n_ops, payload)
     valid_end: int  # offset just past the last good record
     torn: bool  # bytes after valid_end must be truncated
-    file_size: int
 
 
 def read_wal(fs: FileSystem, path: str, number: int) -> WalContents | None:
@@ -170,12 +169,12 @@ def read_wal(fs: FileSystem, path: str, number: int) -> WalContents | None:
         if parsed is None:
             if _valid_record_after(view, offset + 1, salt, last_lsn):
                 raise CorruptionError(path, "bad WAL record followed by valid records (mid-log corruption)", offset)
-            return WalContents(salt, records, offset, True, len(data))
+            return WalContents(salt, records, offset, True)
         first_lsn, n_ops, payload, end = parsed
         records.append((first_lsn, n_ops, payload))
         last_lsn = first_lsn + n_ops - 1
         offset = end
-    return WalContents(salt, records, offset, False, len(data))
+    return WalContents(salt, records, offset, False)
 
 
 def _parse_record(view: memoryview, offset: int, salt: int, last_lsn: int) -> tuple[int, int, bytes, int] | None:
