@@ -96,9 +96,6 @@ class Catalog:
         fields = self.deltas.setdefault((namespace, memory_id), {})
         fields[field] = fields.get(field, 0.0) + delta
 
-    def delta(self, namespace: str, memory_id: str) -> dict[str, float]:
-        return self.deltas.get((namespace, memory_id), {})
-
     def relocate(self, old: RowSource, new: RowSource, row_of_lsn: dict[int, int]) -> None:
         """Point refs of versions that moved from ``old`` to rows of ``new`` (flush/compaction)."""
         for namespace, memory_id in {(ns, i) for ns, i in zip(new.namespace, new.ids, strict=True)}:

@@ -470,9 +470,16 @@ class Store:
         ref = self._catalog.current(ns, mid)
         if ref is None:
             return {"kappa": 0.0, "importance": 0.5, "access_count": 0}
-        f = ref.source.row_fields(ref.row)
-        d = self._catalog.delta(ns, mid)
-        return {k: f[k] + d.get(k, 0.0) for k in COUNTER_FIELDS}
+        return self._current_counters(ns, mid, ref.source.row_fields(ref.row))
+
+    def _current_counters(self, ns: str, mid: str, fields: dict[str, Any]) -> dict[str, float]:
+        """A current version's counters: its stored values plus pending learning deltas."""
+        delta = self._catalog.deltas.get((ns, mid))
+        if not delta:
+            return {k: fields[k] for k in COUNTER_FIELDS}
+        return {"kappa": min(1.0, max(0.0, fields["kappa"] + delta.get("kappa", 0.0))),
+                "importance": fields["importance"] + delta.get("importance", 0.0),
+                "access_count": int(fields["access_count"] + delta.get("access_count", 0.0))}
 
     def delete(self, ids: str | Iterable[str], *, namespace: str = DEFAULT_NAMESPACE) -> int:
         """Tombstone memories (one atomic batch). Unknown or already deleted ids are skipped.
@@ -766,22 +773,19 @@ class Store:
         ns, mid = f["namespace"], f["id"]
         if chain is None:
             chain = self._catalog.chain(ns, mid)
-        kappa, importance, access_count = f["kappa"], f["importance"], f["access_count"]
         superseded_at = None
         if chain[-1] is ref:
-            delta = self._catalog.deltas.get((ns, mid))
-            if delta:
-                kappa = min(1.0, max(0.0, kappa + delta.get("kappa", 0.0)))
-                importance += delta.get("importance", 0.0)
-                access_count = int(access_count + delta.get("access_count", 0.0))
+            counters = self._current_counters(ns, mid, f)
         else:
+            counters = {k: f[k] for k in COUNTER_FIELDS}
             superseded_at = chain[chain.index(ref) + 1].recorded_at
         deleted = f["deleted"]
         return Memory(
             text=src.row_text(row), id=mid, namespace=ns, vector=None if deleted else src.row_vector(row),
             metadata=src.row_metadata(row), valid_from=f["valid_from"], valid_to=f["valid_to"],
-            recorded_at=f["recorded_at"], superseded_at=superseded_at, kappa=kappa, importance=importance,
-            access_count=access_count, pinned=f["pinned"], deleted=deleted)
+            recorded_at=f["recorded_at"], superseded_at=superseded_at, kappa=counters["kappa"],
+            importance=counters["importance"], access_count=int(counters["access_count"]), pinned=f["pinned"],
+            deleted=deleted)
 
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
