@@ -3,7 +3,8 @@
 Dialect (also documented in README):
 
 * ``{"k": v}`` is ``{"k": {"$eq": v}}``; several keys in one object are AND-ed.
-* Field operators: ``$eq $ne $gt $gte $lt $lte $in $nin $exists``.
+* Field operators: ``$eq $ne $gt $gte $lt $lte $in $nin $exists $between $like $ilike
+  $contains $all``.
 * Logical operators: ``$and`` / ``$or`` (non-empty lists of filters), ``$not`` (a filter).
 * ``a.b`` reaches into nested objects.
 
@@ -15,6 +16,13 @@ Semantics (identical in the memtable and in segments; a differential test pins t
   (code-point order); any other pairing is false.
 * ``$ne`` and ``$nin`` are the negations of ``$eq`` and ``$in``, so they match missing keys.
 * ``$exists: true`` matches a present key, even one whose value is ``null``.
+* ``$between: [lo, hi]`` is ``$gte lo`` and ``$lte hi`` (inclusive).
+* ``$like`` / ``$ilike`` match a string value against an SQL LIKE pattern (``%`` any run,
+  ``_`` one character, ``\\`` escapes the next character); ``$ilike`` ignores case. A
+  non-string value never matches.
+* ``$contains: v`` matches an array value holding an element JSON-equal to ``v``;
+  ``$all: [v, ...]`` matches an array value holding every listed element. A non-array
+  value never matches.
 
 Unknown operators, bad operand types, empty ``$and``/``$or`` lists and filters nested deeper
 than :data:`MAX_DEPTH` raise :class:`~t4dm_core.errors.FilterError`. No ``eval`` is used.
@@ -24,6 +32,7 @@ Thread-safe: compiled filters are immutable.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +45,8 @@ __all__ = ["Filter", "compile_filter"]
 
 MAX_DEPTH = 32
 MAX_IN_VALUES = 10_000
-FIELD_OPS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"})
+FIELD_OPS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$between", "$like",
+                       "$ilike", "$contains", "$all"})
 LOGICAL_OPS = frozenset({"$and", "$or", "$not"})
 _EXACT_FLOAT_INT = 2**53
 _MISSING = object()
@@ -151,6 +161,12 @@ def _eval(node: Any, metadata: Mapping[str, Any]) -> bool:
         return value is not _MISSING and any(_json_equal(value, v) for v in node.value)
     if op == "$nin":
         return not (value is not _MISSING and any(_json_equal(value, v) for v in node.value))
+    if op in ("$like", "$ilike"):
+        return isinstance(value, str) and node.value.fullmatch(value) is not None
+    if op == "$contains":
+        return isinstance(value, list) and any(_json_equal(item, node.value) for item in value)
+    if op == "$all":
+        return isinstance(value, list) and all(any(_json_equal(item, v) for item in value) for v in node.value)
     return value is not _MISSING and _ordered(op, value, node.value)
 
 
@@ -200,7 +216,7 @@ def _parse_logical(op: str, value: Any, depth: int) -> Any:
     return _Logic(op, tuple(_parse_object(v, depth + 1) for v in value))
 
 
-def _parse_field(field: str, value: Any) -> list[_Cond]:
+def _parse_field(field: str, value: Any) -> list[Any]:
     if not field or any(not part for part in field.split(".")):
         raise FilterError(f"bad field name {field!r}")
     if isinstance(value, Mapping) and value and all(isinstance(k, str) and k.startswith("$") for k in value):
@@ -217,7 +233,23 @@ def _check_operand(field: str, op: str, value: Any) -> None:
         raise FilterError(f"field {field!r}: {op} operand {value!r} is not a JSON value") from None
 
 
-def _parse_condition(field: str, op: str, value: Any) -> _Cond:
+def _like_to_regex(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
+    """Compile an SQL LIKE pattern (``%``, ``_``, backslash escape) to an anchored regex."""
+    out: list[str] = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        elif ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _parse_condition(field: str, op: str, value: Any) -> Any:
     if op not in FIELD_OPS:
         if op in LOGICAL_OPS:
             raise FilterError(f"field {field!r}: {op} is a logical operator; use it at the top level")
@@ -231,6 +263,20 @@ def _parse_condition(field: str, op: str, value: Any) -> _Cond:
             raise FilterError(f"field {field!r}: {op} needs a list")
         if len(value) > MAX_IN_VALUES:
             raise FilterError(f"field {field!r}: {op} list longer than {MAX_IN_VALUES}")
+        for item in value:
+            _check_operand(field, op, item)
+        return _Cond(field, op, tuple(value))
+    if op == "$between":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise FilterError(f"field {field!r}: $between needs a [low, high] pair")
+        return _Logic("$and", (_parse_condition(field, "$gte", value[0]), _parse_condition(field, "$lte", value[1])))
+    if op in ("$like", "$ilike"):
+        if not isinstance(value, str):
+            raise FilterError(f"field {field!r}: {op} needs a string pattern")
+        return _Cond(field, op, _like_to_regex(value, ignore_case=op == "$ilike"))
+    if op == "$all":
+        if not isinstance(value, (list, tuple)) or not value:
+            raise FilterError(f"field {field!r}: $all needs a non-empty list")
         for item in value:
             _check_operand(field, op, item)
         return _Cond(field, op, tuple(value))
@@ -294,6 +340,10 @@ def _compile_cond(cond: _Cond, columns: PromotedColumns) -> np.ndarray | None:
     kind = columns.kinds.get(cond.field)
     if kind is None:
         return None
+    if cond.op in ("$contains", "$all"):  # promoted columns hold scalars only, never arrays
+        return _const(columns, False)
+    if cond.op in ("$like", "$ilike"):
+        return None  # the compiled regex runs on the reference path
     col = columns.column(cond.field)
     if cond.op == "$exists":
         present = pc.is_valid(col).to_numpy(zero_copy_only=False)

@@ -37,6 +37,16 @@ DOCS = [
     ({"$and": [{"s": "x"}, {"b": True}]}, [0]),
     ({"s": {"$gt": "x"}}, [1, 4]),
     ({"a": {"$lt": "z"}}, []),  # number vs string never orders
+    ({"a": {"$between": [1, 2.5]}}, [0, 1]),  # inclusive; True is not a number
+    ({"s": {"$like": "_"}}, [0, 1, 2, 4]),
+    ({"s": {"$like": "X"}}, []),
+    ({"s": {"$ilike": "X"}}, [0, 2]),
+    ({"s": {"$like": "%"}}, [0, 1, 2, 4]),  # null and missing values are not strings
+    ({"l": {"$contains": 2}}, [3]),
+    ({"l": {"$contains": 2.0}}, [3]),  # JSON equality: 2 == 2.0
+    ({"l": {"$all": [2, 1]}}, [3]),
+    ({"l": {"$all": [1, 3]}}, []),
+    ({"s": {"$contains": "x"}}, []),  # strings are not arrays
 ])
 def test_reference_semantics(flt, expected) -> None:
     f = compile_filter(flt)
@@ -44,10 +54,26 @@ def test_reference_semantics(flt, expected) -> None:
     assert [i for i, d in enumerate(DOCS) if f.matches(d)] == expected
 
 
+@pytest.mark.parametrize(("pattern", "text", "ok"), [
+    ("100\\%", "100%", True), ("100\\%", "1000", False), ("a\\_c", "a_c", True), ("a\\_c", "abc", False),
+    ("a.c", "abc", False), ("%(x)%", "1(x)2", True), ("line%", "line1\nline2", True),
+])
+def test_like_escapes_and_regex_metacharacters(pattern, text, ok) -> None:
+    f = compile_filter({"t": {"$like": pattern}})
+    assert f is not None and f.matches({"t": text}) is ok
+
+
+@pytest.mark.parametrize("bad", [{"a": {"$between": [1]}}, {"a": {"$like": 3}}, {"a": {"$all": []}},
+                                 {"a": {"$all": 1}}, {"a": {"$contains": float("nan")}}])
+def test_new_operators_reject_bad_operands(bad) -> None:
+    with pytest.raises(t4dm_core.FilterError):
+        compile_filter(bad)
+
+
 scalars = st.one_of(st.integers(-5, 5), st.floats(-5, 5, allow_nan=False), st.sampled_from(["a", "b", "c"]),
                     st.booleans(), st.none())
 keys = st.sampled_from(["x", "y", "z", "w"])
-docs = st.dictionaries(keys, scalars, max_size=4)
+docs = st.dictionaries(keys, st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=4)
 field_ops = st.one_of(
     st.builds(lambda v: {"$eq": v}, scalars), st.builds(lambda v: {"$ne": v}, scalars),
     st.builds(lambda op, v: {op: v}, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
@@ -55,6 +81,10 @@ field_ops = st.one_of(
     st.builds(lambda v: {"$in": v}, st.lists(scalars, max_size=3)),
     st.builds(lambda v: {"$nin": v}, st.lists(scalars, max_size=3)),
     st.builds(lambda v: {"$exists": v}, st.booleans()),
+    st.builds(lambda v: {"$between": v}, st.lists(st.integers(-5, 5), min_size=2, max_size=2)),
+    st.builds(lambda op, v: {op: v}, st.sampled_from(["$like", "$ilike"]), st.sampled_from(["a", "A", "%", "_", "b%"])),
+    st.builds(lambda v: {"$contains": v}, scalars),
+    st.builds(lambda v: {"$all": v}, st.lists(scalars, min_size=1, max_size=2)),
 )
 leaf = st.builds(lambda k, op: {k: op}, keys, field_ops)
 filters = st.recursive(leaf, lambda inner: st.one_of(
