@@ -285,6 +285,16 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedder that turns text into vectors, or ``None`` for a vectors-only store."""
+        return self._embedder
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
     def close(self) -> None:
         """Make buffered learning writes durable, release the writer lock. Idempotent."""
         if self._closed:
