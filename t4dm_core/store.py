@@ -758,6 +758,39 @@ class Store:
         with self._rw.read():
             return [mid for mid, chain in self._catalog.versions.get(namespace, {}).items() if not chain[-1].deleted]
 
+    def find(self, filter: dict[str, Any] | None = None, *, namespace: str = DEFAULT_NAMESPACE,
+             limit: int | None = None, as_of: AsOf = None) -> list[Memory]:
+        """Memories of ``namespace`` whose metadata match ``filter`` (all of them if ``None``).
+
+        An exact metadata scan, no vectors involved: the listing primitive for callers that
+        need "every record where ...". Results are current versions (or those believed at
+        ``as_of``), in the order those versions were written (log order); ``limit`` keeps
+        the first ``limit``. Cost grows with the size of the namespace (filters are evaluated
+        column-wise where the segment layout allows). Thread-safe; runs under the read lock.
+        """
+        self._check_open()
+        check_namespace(namespace)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidInputError(f"limit must be a non-negative integer or None, got {limit!r}")
+        flt = compile_filter(filter)
+        valid_t, tx_t = _parse_as_of(as_of)
+        with self._rw.read():
+            refs = self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range)
+            if flt is not None:
+                masks: dict[int, np.ndarray] = {}
+                kept = []
+                for ref in refs:
+                    key = id(ref.source)
+                    if key not in masks:
+                        masks[key] = ref.source.filter_mask(flt)
+                    if masks[key][ref.row]:
+                        kept.append(ref)
+                refs = kept
+            refs.sort(key=lambda r: r.lsn)
+            if limit is not None:
+                refs = refs[:limit]
+            return [self._materialize(ref) for ref in refs]
+
     def namespaces(self) -> list[str]:
         """Namespaces that hold at least one current memory."""
         self._check_open()

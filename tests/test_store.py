@@ -326,3 +326,32 @@ def test_hits_are_lazy_but_complete(store, rng) -> None:
     early = store.search(vec, k=1)[0]
     store.flush()  # the version moves from the memtable into a segment before first access
     assert early.memory.text == "lazy"
+
+
+def test_find_lists_matching_current_memories_in_write_order(tmp_path, rng) -> None:
+    with t4dm_core.open(tmp_path / "s", dim=DIM) as s:
+        s.put_many(memories(rng, 12))
+        s.flush()  # half in a segment, half in the memtable
+        s.put_many(memories(rng, 4, prefix="x"))
+        s.put(Memory(text="m3 again", id="m3", vector=unit(rng), metadata={"i": 3, "group": 3, "tag": "t0"}))
+        s.delete("m4")
+        s.put_many(memories(rng, 3, namespace="other"))
+        t_before = time.time()
+        time.sleep(0.01)
+        s.delete("m5")
+        found = s.find({"group": {"$in": [3, 4, 0]}})
+        assert [m.id for m in found] == ["m0", "m8", "m9", "m10", "x0", "x3", "m3"]  # m3 rewritten last
+        assert found[-1].text == "m3 again"
+        assert [m.id for m in s.find(limit=3)] == ["m0", "m1", "m2"]
+        assert len(s.find()) == 12 + 4 - 2
+        assert [m.id for m in s.find(namespace="other")] == ["m0", "m1", "m2"]
+        assert "m5" in [m.id for m in s.find({"group": 0}, as_of=t_before)]
+        assert s.find({"nope": 1}) == [] and s.find(namespace="empty") == []
+        with pytest.raises(t4dm_core.InvalidInputError):
+            s.find(limit=-1)
+        with pytest.raises(t4dm_core.FilterError):
+            s.find({"group": {"$bogus": 1}})
+        expected = [m.id for m in s.find()]
+    with t4dm_core.open(tmp_path / "s", dim=DIM) as s:
+        s.compact(full=True)
+        assert [m.id for m in s.find()] == expected
