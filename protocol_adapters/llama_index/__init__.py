@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["T4DMChatStore", "T4DMPropertyGraphStore", "T4DMVectorStore"]
+__all__ = ["T4DMAsyncChatStore", "T4DMChatStore", "T4DMPropertyGraphStore", "T4DMVectorStore"]
 
 _HOMES = {
     "T4DMVectorStore": "protocol_adapters.llama_index.vector_store",
     "T4DMPropertyGraphStore": "protocol_adapters.llama_index.property_graph",
     "T4DMChatStore": "protocol_adapters.llama_index.chat_store",
+    "T4DMAsyncChatStore": "protocol_adapters.llama_index.chat_store",
 }
 
 
