@@ -59,7 +59,9 @@ from t4dm_core.errors import (
 from t4dm_core.filters import Filter, compile_filter
 from t4dm_core.graph.adjacency import EdgeGraph
 from t4dm_core.index.exact import top_k_exact
+from t4dm_core.index.lexical import tokenize
 from t4dm_core.options import Options
+from t4dm_core.ranking import lexical_top_k, reciprocal_rank_fusion
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
 from t4dm_core.storage.fs import FileSystem, LocalFS
 from t4dm_core.storage.lock import PIN_ALL, ReaderPin, WriterLock, pinned_versions
@@ -81,6 +83,8 @@ __all__ = ["AsOf", "Store", "open_store"]
 log = logging.getLogger("t4dm")
 AsOf = float | Any | tuple[Any, Any] | None
 MAX_K = 10_000
+SEARCH_MODES = ("vector", "lexical", "hybrid")
+HYBRID_MIN_DEPTH = 50  # candidates each ranking contributes to fusion (at least 3·k)
 MAX_HOPS = 16
 READER_OPEN_ATTEMPTS = 5
 _TMP_SUFFIXES = (".tmp", ".build")
@@ -832,41 +836,105 @@ class Store:
 
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
-               as_of: AsOf = None, ef: int | None = None) -> list[Hit]:
-        """Top-``k`` current memories of ``namespace`` by cosine similarity (higher = better).
+               as_of: AsOf = None, ef: int | None = None, mode: str | None = None) -> list[Hit]:
+        """Top-``k`` current memories of ``namespace`` for ``query`` (higher score = better).
 
-        ``query`` is text (embedded with the store's embedder) or a vector. ``filter`` is a
-        metadata filter (see :mod:`t4dm_core.filters`). ``as_of`` searches what the store
-        believed at a past time (exact scoring). ``ef`` overrides the HNSW beam width.
+        ``query`` is text or a vector. ``mode`` picks the ranking:
+
+        * ``"vector"`` (the default for a vector query): cosine similarity, ``score`` in [-1, 1].
+        * ``"lexical"``: BM25 over the memories' text (text query only; needs no embedder).
+        * ``"hybrid"`` (the default for a text query): vector and lexical rankings fused by
+          reciprocal rank (``score`` = Σ 1 / (60 + rank) over the rankings that found it).
+
+        Every hit carries ``explain``: the cosine (``vector``) and, when lexical ranking ran,
+        ``lexical`` (BM25, 0 when no query term matched), plus each ranking's 1-based rank
+        (``vector_rank``, ``lexical_rank``) where the memory was among its candidates.
+        ``filter`` is a metadata filter (see :mod:`t4dm_core.filters`); ``as_of`` searches what
+        the store believed at a past time (exact scoring); ``ef`` overrides the HNSW beam width.
         """
         self._check_open()
         check_namespace(namespace)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
+        mode = _resolve_mode(mode, query)
         flt = compile_filter(filter)
-        qvec = self._query_vector(query)
+        qvec = self._query_vector(query) if mode != "lexical" else None
         valid_t, tx_t = _parse_as_of(as_of)
         ef = max(self.options.hnsw_ef_search if ef is None else int(ef), k)
+        depth = k if mode == "vector" else min(MAX_K, max(3 * k, HYBRID_MIN_DEPTH))
         with self._rw.read():
             code = self._ns_lookup.get(namespace)
             if code is None:
                 return []
-            if as_of is None:
-                sources: list[RowSource] = [self._mem, *self._segments]
-                found = [self._search_source(src, qvec, k, code, flt, ef) for src in sources]
-            else:
-                found = self._search_as_of(namespace, qvec, k, flt, valid_t, tx_t)
-            candidates = [(float(score), src, int(row)) for src, rows, scores in found
-                          for row, score in zip(rows, scores, strict=True)]
-            candidates.sort(key=lambda c: -c[0])
-            hits = []
-            for score, src, row in candidates[:k]:
-                ns, mid = src.namespace[row], src.ids[row]
-                chain = self._catalog.chain(ns, mid)
-                ref = chain[-1] if as_of is None else next(
-                    r for r in reversed(chain) if r.source is src and r.row == row)
-                hits.append(Hit(score=score, id=mid, namespace=ns, load=partial(self._load_hit, ref, chain)))
-            return hits
+            rankings: dict[str, list[tuple[float, RowSource, int]]] = {}
+            if qvec is not None:
+                rankings["vector"] = self._vector_candidates(qvec, depth, code, flt, ef, namespace, as_of,
+                                                             valid_t, tx_t)
+            if mode != "vector":
+                masks = self._candidate_masks(code, flt, namespace, as_of, valid_t, tx_t)
+                rankings["lexical"] = lexical_top_k(masks, tokenize(query), depth)  # type: ignore[arg-type]
+            return self._rank_hits(rankings, mode, k, qvec, as_of)
+
+    def _rank_hits(self, rankings: dict[str, list[tuple[float, RowSource, int]]], mode: str, k: int,
+                   qvec: np.ndarray | None, as_of: AsOf) -> list[Hit]:
+        """Turn per-ranking candidates into hits with explanations (under the read lock)."""
+        raw = {name: {(src, row): score for score, src, row in found} for name, found in rankings.items()}
+        if mode == "hybrid":
+            fused = reciprocal_rank_fusion({name: [(src, row) for _, src, row in found]
+                                            for name, found in rankings.items()})
+            ranked = [(key, score, ranks) for key, score, ranks in fused[:k]]
+        else:
+            only = rankings[mode]
+            ranked = [((src, row), score, {mode: i}) for i, (score, src, row) in enumerate(only[:k], start=1)]
+        hits = []
+        for (src, row), score, ranks in ranked:
+            explain: dict[str, float] = {}
+            if qvec is not None:
+                cosine = raw["vector"].get((src, row))
+                explain["vector"] = float(src.vectors[row] @ qvec) if cosine is None else cosine
+            if "lexical" in raw:
+                explain["lexical"] = raw["lexical"].get((src, row), 0.0)
+            explain.update({f"{name}_rank": float(rank) for name, rank in ranks.items()})
+            ns, mid = src.namespace[row], src.ids[row]
+            chain = self._catalog.chain(ns, mid)
+            ref = chain[-1] if as_of is None else next(r for r in reversed(chain) if r.source is src and r.row == row)
+            hits.append(Hit(score=score, id=mid, namespace=ns, load=partial(self._load_hit, ref, chain),
+                            explain=explain))
+        return hits
+
+    def _vector_candidates(self, qvec: np.ndarray, k: int, code: int, flt: Filter | None, ef: int, namespace: str,
+                           as_of: AsOf, valid_t: float | None,
+                           tx_t: float | None) -> list[tuple[float, RowSource, int]]:
+        if as_of is None:
+            sources: list[RowSource] = [self._mem, *self._segments]
+            found = [self._search_source(src, qvec, k, code, flt, max(ef, k)) for src in sources]
+        else:
+            found = self._search_as_of(namespace, qvec, k, flt, valid_t, tx_t)
+        candidates = [(float(score), src, int(row)) for src, rows, scores in found
+                      for row, score in zip(rows, scores, strict=True)]
+        candidates.sort(key=lambda c: -c[0])
+        return candidates[:k]
+
+    def _candidate_masks(self, code: int, flt: Filter | None, namespace: str, as_of: AsOf, valid_t: float | None,
+                         tx_t: float | None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+        """Per source: (source, rows a query searches, rows it may return) — see :mod:`t4dm_core.ranking`."""
+        out = []
+        if as_of is None:
+            sources: list[Memtable | Segment] = [self._mem, *self._segments]
+            for src in sources:
+                if src.n == 0:
+                    continue
+                searchable = src.live & (src.ns_codes == code)
+                out.append((src, searchable, searchable & src.filter_mask(flt) if flt is not None else searchable))
+            return out
+        by_source: dict[int, tuple[Any, list[int]]] = {}
+        for ref in self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range):
+            by_source.setdefault(id(ref.source), (ref.source, []))[1].append(ref.row)
+        for src, rows in by_source.values():
+            searchable = np.zeros(src.n, dtype=bool)
+            searchable[rows] = True
+            out.append((src, searchable, searchable & src.filter_mask(flt) if flt is not None else searchable))
+        return out
 
     def _load_hit(self, ref: VersionRef, chain: list[VersionRef]) -> Memory:
         """Materialise a hit's memory (refs are relocated in place by flush/compaction).
@@ -978,6 +1046,17 @@ class Store:
                 "next_lsn": self._next_lsn, "disk_bytes": disk, "sync": self.options.sync,
                 "read_only": self.read_only,
             }
+
+
+def _resolve_mode(mode: str | None, query: object) -> str:
+    is_text = isinstance(query, str)
+    if mode is None:
+        return "hybrid" if is_text else "vector"
+    if mode not in SEARCH_MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+    if mode != "vector" and not is_text:
+        raise InvalidInputError(f"mode={mode!r} ranks text and needs a text query, not a vector")
+    return mode
 
 
 def _parse_as_of(as_of: AsOf) -> tuple[float | None, float | None]:

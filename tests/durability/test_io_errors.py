@@ -107,6 +107,7 @@ def run_case(path: Path, op: str, nth: int, crash: bool) -> str:
     acked = model.batches
     ffs.fail(op, nth)
     failure = ""
+    compaction_failure = ""
     for _ in range(WORKLOAD_BATCHES):
         b = model.batches
         batch = model.plan()
@@ -115,9 +116,10 @@ def run_case(path: Path, op: str, nth: int, crash: bool) -> str:
         except StoreFailedError as exc:
             failure = str(exc)
             break
-        except StorageError:
+        except StorageError as exc:
             assert batch[0] == "compact", f"non-sticky StorageError from {batch[0]}"
             durable = False  # a failed compaction leaves the store unchanged and writable
+            compaction_failure = compaction_failure or f"compaction failed: {exc}"
         model.apply(batch)
         if durable:
             acked = model.batches
@@ -127,7 +129,7 @@ def run_case(path: Path, op: str, nth: int, crash: bool) -> str:
     store.close()
     del store
     _check_recovery(path, ffs, crash, seed, acked, model.batches, f"fault {op}#{nth} crash={crash}")
-    return failure
+    return failure or compaction_failure
 
 
 @pytest.mark.timeout(600)
