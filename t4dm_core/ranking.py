@@ -14,16 +14,65 @@ sources that are not mutated meanwhile (the store calls them under its read lock
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from t4dm_core.index.lexical import BM25, TermSource, bm25_scores
 
-__all__ = ["RRF_K", "LexicalSource", "lexical_top_k", "reciprocal_rank_fusion"]
+__all__ = ["RRF_K", "LexicalSource", "Ranking", "lexical_top_k", "reciprocal_rank_fusion"]
 
 RRF_K = 60
 K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Which signals rank a search, and how much each counts (0 switches a signal off).
+
+    Retrieval signals find candidates: ``vector`` (cosine over the embedding), ``lexical``
+    (BM25 over the text) and ``graph`` (neighbours, either direction, of the best
+    ``graph_seeds`` vector/lexical candidates, scored by the seed's fused score times the
+    edge weight). Priors only re-order the candidates found: ``recency`` (newer transaction
+    time first), ``importance`` and ``kappa`` (higher first). Each signal contributes
+    ``weight / (60 + rank)`` to a candidate's fused score.
+
+    With a single retrieval signal and no graph or priors, the hit score is that signal's
+    own score (cosine or BM25) instead of the fused one. Graph expansion is skipped for
+    ``as_of`` searches (edges are not bitemporal).
+    """
+
+    vector: float = 1.0
+    lexical: float = 1.0
+    graph: float = 0.5
+    recency: float = 0.2
+    importance: float = 0.1
+    kappa: float = 0.1
+    graph_seeds: int = 5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"Ranking.{f.name} must be a non-negative number, got {value!r}")
+        if self.vector == 0 and self.lexical == 0:
+            raise ValueError("Ranking needs vector > 0 or lexical > 0 to find candidates")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in SIGNALS}
+
+    @property
+    def single_signal(self) -> str | None:
+        """The only active signal when exactly one retrieval signal and nothing else is on."""
+        active = [name for name in SIGNALS if getattr(self, name) > 0]
+        return active[0] if len(active) == 1 else None
+
+
+SIGNALS = ("vector", "lexical", "graph", "recency", "importance", "kappa")
+VECTOR_ONLY = Ranking(lexical=0, graph=0, recency=0, importance=0, kappa=0)
+LEXICAL_ONLY = Ranking(vector=0, graph=0, recency=0, importance=0, kappa=0)
 
 
 class LexicalSource(Protocol):

@@ -61,7 +61,7 @@ from t4dm_core.graph.adjacency import EdgeGraph
 from t4dm_core.index.exact import top_k_exact
 from t4dm_core.index.lexical import tokenize
 from t4dm_core.options import Options
-from t4dm_core.ranking import lexical_top_k, reciprocal_rank_fusion
+from t4dm_core.ranking import LEXICAL_ONLY, VECTOR_ONLY, Ranking, lexical_top_k, reciprocal_rank_fusion
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
 from t4dm_core.storage.fs import FileSystem, LocalFS
 from t4dm_core.storage.lock import PIN_ALL, ReaderPin, WriterLock, pinned_versions
@@ -83,7 +83,7 @@ __all__ = ["AsOf", "Store", "open_store"]
 log = logging.getLogger("t4dm")
 AsOf = float | Any | tuple[Any, Any] | None
 MAX_K = 10_000
-SEARCH_MODES = ("vector", "lexical", "hybrid")
+SEARCH_MODES = {"vector": VECTOR_ONLY, "lexical": LEXICAL_ONLY, "hybrid": Ranking()}
 HYBRID_MIN_DEPTH = 50  # candidates each ranking contributes to fusion (at least 3·k)
 MAX_HOPS = 16
 READER_OPEN_ATTEMPTS = 5
@@ -836,71 +836,113 @@ class Store:
 
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
-               as_of: AsOf = None, ef: int | None = None, mode: str | None = None) -> list[Hit]:
+               as_of: AsOf = None, ef: int | None = None, mode: str | None = None,
+               ranking: Ranking | None = None) -> list[Hit]:
         """Top-``k`` current memories of ``namespace`` for ``query`` (higher score = better).
 
         ``query`` is text or a vector. ``mode`` picks the ranking:
 
         * ``"vector"`` (the default for a vector query): cosine similarity, ``score`` in [-1, 1].
         * ``"lexical"``: BM25 over the memories' text (text query only; needs no embedder).
-        * ``"hybrid"`` (the default for a text query): vector and lexical rankings fused by
-          reciprocal rank (``score`` = Σ 1 / (60 + rank) over the rankings that found it).
+        * ``"hybrid"`` (the default for a text query): :class:`Ranking` defaults — vector and
+          lexical candidates, graph expansion and recency/importance/κ priors, fused by
+          reciprocal rank (``score`` = Σ weight / (60 + rank)).
 
-        Every hit carries ``explain``: the cosine (``vector``) and, when lexical ranking ran,
-        ``lexical`` (BM25, 0 when no query term matched), plus each ranking's 1-based rank
-        (``vector_rank``, ``lexical_rank``) where the memory was among its candidates.
-        ``filter`` is a metadata filter (see :mod:`t4dm_core.filters`); ``as_of`` searches what
-        the store believed at a past time (exact scoring); ``ef`` overrides the HNSW beam width.
+        Or pass ``ranking=Ranking(...)`` to weigh or switch off each signal yourself. Every hit
+        carries ``explain``: ``vector`` (cosine), ``lexical`` (BM25, 0 if no query term
+        matched) and ``graph`` scores where those signals ran, and the 1-based rank each
+        signal gave it (``vector_rank``, ``lexical_rank``, ``graph_rank``, ``recency_rank``…).
+        ``filter`` is a metadata filter (see :mod:`t4dm_core.filters`); ``as_of`` searches
+        what the store believed at a past time (exact scoring; no graph expansion); ``ef``
+        overrides the HNSW beam width.
         """
         self._check_open()
         check_namespace(namespace)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
-        mode = _resolve_mode(mode, query)
+        plan = _resolve_ranking(mode, ranking, query)
         flt = compile_filter(filter)
-        qvec = self._query_vector(query) if mode != "lexical" else None
+        qvec = self._query_vector(query) if plan.vector > 0 else None
         valid_t, tx_t = _parse_as_of(as_of)
-        ef = max(self.options.hnsw_ef_search if ef is None else int(ef), k)
-        depth = k if mode == "vector" else min(MAX_K, max(3 * k, HYBRID_MIN_DEPTH))
+        single = plan.single_signal
+        depth = k if single is not None else min(MAX_K, max(3 * k, HYBRID_MIN_DEPTH))
+        ef = max(self.options.hnsw_ef_search if ef is None else int(ef), depth)
         with self._rw.read():
             code = self._ns_lookup.get(namespace)
             if code is None:
                 return []
-            rankings: dict[str, list[tuple[float, RowSource, int]]] = {}
+            scores: dict[str, dict[tuple[RowSource, int], float]] = {}
             if qvec is not None:
-                rankings["vector"] = self._vector_candidates(qvec, depth, code, flt, ef, namespace, as_of,
-                                                             valid_t, tx_t)
-            if mode != "vector":
+                found = self._vector_candidates(qvec, depth, code, flt, ef, namespace, as_of, valid_t, tx_t)
+                scores["vector"] = {(src, row): score for score, src, row in found}
+            if plan.lexical > 0:
                 masks = self._candidate_masks(code, flt, namespace, as_of, valid_t, tx_t)
-                rankings["lexical"] = lexical_top_k(masks, tokenize(query), depth)  # type: ignore[arg-type]
-            return self._rank_hits(rankings, mode, k, qvec, as_of)
+                found = lexical_top_k(masks, tokenize(query), depth)  # type: ignore[arg-type]
+                scores["lexical"] = {(src, row): score for score, src, row in found}
+            if single is not None:
+                ranked = [(key, score, {single: rank})
+                          for rank, (key, score) in enumerate(list(scores[single].items())[:k], start=1)]
+            else:
+                ranked = self._fuse(scores, plan, namespace, flt, expand=as_of is None)[:k]
+            return [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
 
-    def _rank_hits(self, rankings: dict[str, list[tuple[float, RowSource, int]]], mode: str, k: int,
-                   qvec: np.ndarray | None, as_of: AsOf) -> list[Hit]:
-        """Turn per-ranking candidates into hits with explanations (under the read lock)."""
-        raw = {name: {(src, row): score for score, src, row in found} for name, found in rankings.items()}
-        if mode == "hybrid":
-            fused = reciprocal_rank_fusion({name: [(src, row) for _, src, row in found]
-                                            for name, found in rankings.items()})
-            ranked = [(key, score, ranks) for key, score, ranks in fused[:k]]
-        else:
-            only = rankings[mode]
-            ranked = [((src, row), score, {mode: i}) for i, (score, src, row) in enumerate(only[:k], start=1)]
-        hits = []
-        for (src, row), score, ranks in ranked:
-            explain: dict[str, float] = {}
-            if qvec is not None:
-                cosine = raw["vector"].get((src, row))
-                explain["vector"] = float(src.vectors[row] @ qvec) if cosine is None else cosine
-            if "lexical" in raw:
-                explain["lexical"] = raw["lexical"].get((src, row), 0.0)
-            explain.update({f"{name}_rank": float(rank) for name, rank in ranks.items()})
-            ns, mid = src.namespace[row], src.ids[row]
-            chain = self._catalog.chain(ns, mid)
-            ref = chain[-1] if as_of is None else next(r for r in reversed(chain) if r.source is src and r.row == row)
-            hits.append(Hit(score=score, id=mid, namespace=ns, load=partial(self._load_hit, ref, chain),
-                            explain=explain))
-        return hits
+    def _fuse(self, scores: dict[str, dict[tuple[RowSource, int], float]], plan: Ranking, namespace: str,
+              flt: Filter | None, *, expand: bool) -> list[tuple[tuple[RowSource, int], float, dict[str, int]]]:
+        """Reciprocal-rank fusion of retrieval signals, graph expansion and priors (read lock held)."""
+        weights = plan.weights
+        rankings: dict[str, list[tuple[RowSource, int]]] = {name: list(found) for name, found in scores.items()}
+        if plan.graph > 0 and expand:
+            seeds = reciprocal_rank_fusion(rankings, weights)[: plan.graph_seeds]
+            graph = self._graph_expansion([(key, score) for key, score, _ in seeds], namespace, flt)
+            if graph:
+                scores["graph"] = graph
+                rankings["graph"] = sorted(graph, key=lambda key: -graph[key])
+        pool = list(dict.fromkeys(key for found in rankings.values() for key in found))
+        priors: dict[str, list[float]] = {"recency": [], "importance": [], "kappa": []}
+        for src, row in pool:
+            fields_ = src.row_fields(row)
+            counters = self._current_counters(fields_["namespace"], fields_["id"], fields_)
+            priors["recency"].append(fields_["recorded_at"])
+            priors["importance"].append(counters["importance"])
+            priors["kappa"].append(counters["kappa"])
+        for name, values in priors.items():
+            if weights[name] > 0:
+                order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
+                rankings[name] = [pool[i] for i in order]
+        return reciprocal_rank_fusion(rankings, weights)
+
+    def _graph_expansion(self, seeds: list[tuple[tuple[RowSource, int], float]], namespace: str,
+                         flt: Filter | None) -> dict[tuple[RowSource, int], float]:
+        """Neighbours (both directions) of seed hits: Σ seed score × edge weight (positive weights only)."""
+        out: dict[tuple[RowSource, int], float] = {}
+        for (src, row), seed_score in seeds:
+            for a, b, _etype, weight in self._graph.edges_of(namespace, src.ids[row], "both"):
+                other = b if a == src.ids[row] else a
+                ref = self._catalog.current(namespace, other)
+                if ref is None or weight <= 0:
+                    continue
+                if flt is not None and not ref.source.filter_mask(flt)[ref.row]:
+                    continue
+                key = (ref.source, ref.row)
+                out[key] = out.get(key, 0.0) + seed_score * weight
+        return out
+
+    def _hit(self, key: tuple[RowSource, int], score: float, ranks: dict[str, int],
+             scores: dict[str, dict[tuple[RowSource, int], float]], qvec: np.ndarray | None, as_of: AsOf) -> Hit:
+        src, row = key
+        explain: dict[str, float] = {}
+        if qvec is not None:
+            cosine = scores["vector"].get(key)
+            explain["vector"] = float(src.vectors[row] @ qvec) if cosine is None else cosine
+        if "lexical" in scores:
+            explain["lexical"] = scores["lexical"].get(key, 0.0)
+        if "graph" in scores:
+            explain["graph"] = scores["graph"].get(key, 0.0)
+        explain.update({f"{name}_rank": float(rank) for name, rank in ranks.items()})
+        ns, mid = src.namespace[row], src.ids[row]
+        chain = self._catalog.chain(ns, mid)
+        ref = chain[-1] if as_of is None else next(r for r in reversed(chain) if r.source is src and r.row == row)
+        return Hit(score=score, id=mid, namespace=ns, load=partial(self._load_hit, ref, chain), explain=explain)
 
     def _vector_candidates(self, qvec: np.ndarray, k: int, code: int, flt: Filter | None, ef: int, namespace: str,
                            as_of: AsOf, valid_t: float | None,
@@ -1048,15 +1090,23 @@ class Store:
             }
 
 
-def _resolve_mode(mode: str | None, query: object) -> str:
+def _resolve_ranking(mode: str | None, ranking: Ranking | None, query: object) -> Ranking:
     is_text = isinstance(query, str)
-    if mode is None:
-        return "hybrid" if is_text else "vector"
-    if mode not in SEARCH_MODES:
-        raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
-    if mode != "vector" and not is_text:
-        raise InvalidInputError(f"mode={mode!r} ranks text and needs a text query, not a vector")
-    return mode
+    if ranking is not None:
+        if mode is not None:
+            raise InvalidInputError("pass mode= or ranking=, not both")
+        if not isinstance(ranking, Ranking):
+            raise InvalidInputError(f"ranking must be a t4dm_core.Ranking, got {type(ranking).__name__}")
+        plan = ranking
+    else:
+        if mode is None:
+            mode = "hybrid" if is_text else "vector"
+        if mode not in SEARCH_MODES:
+            raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+        plan = SEARCH_MODES[mode]
+    if plan.lexical > 0 and not is_text:
+        raise InvalidInputError("lexical ranking needs a text query, not a vector (use mode='vector')")
+    return plan
 
 
 def _parse_as_of(as_of: AsOf) -> tuple[float | None, float | None]:

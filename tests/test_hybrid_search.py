@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import t4dm_core
-from t4dm_core import Memory
+from t4dm_core import Memory, Ranking
 from t4dm_core.index.lexical import tokenize
 
 DIM = 32
@@ -88,7 +88,7 @@ def test_hybrid_fuses_vector_and_lexical_ranks(store) -> None:
     query = "kubernetes friday"
     vector = store.search(query, k=20, mode="vector")
     lexical = store.search(query, k=20, mode="lexical")
-    hybrid = store.search(query, k=5)  # text queries default to hybrid
+    hybrid = store.search(query, k=5, ranking=Ranking(graph=0, recency=0, importance=0, kappa=0))
     v_rank = {h.id: r for r, h in enumerate(vector, start=1)}
     l_rank = {h.id: r for r, h in enumerate(lexical, start=1)}
     for h in hybrid:
@@ -145,3 +145,53 @@ def test_lexicon_survives_reopen_and_compaction(tmp_path) -> None:
 def test_bad_modes_are_typed_errors(store, query, mode) -> None:
     with pytest.raises(t4dm_core.InvalidInputError):
         store.search(query, mode=mode)
+
+
+def test_default_text_search_is_hybrid_with_priors(store) -> None:
+    hits = store.search("kubernetes friday", k=3)
+    expected = {"vector", "lexical", "vector_rank", "recency_rank", "importance_rank", "kappa_rank"}
+    assert expected <= hits[0].explain.keys()
+    plain = store.search("kubernetes friday", k=3, ranking=Ranking(graph=0, recency=0, importance=0, kappa=0))
+    assert [h.score for h in hits] != [h.score for h in plain]  # the priors contribute
+
+
+def test_importance_prior_breaks_near_ties(tmp_path) -> None:
+    with t4dm_core.open(tmp_path / "s", embedder=bag_of_words) as s:
+        s.put_many([Memory(text="project deadline is monday", id="low", importance=0.1),
+                    Memory(text="project deadline is monday", id="high", importance=0.9)])
+        only_importance = Ranking(lexical=0, graph=0, recency=0, kappa=0, importance=2.0)  # outweighs the tie
+        assert [h.id for h in s.search("project deadline", k=2, ranking=only_importance)] == ["high", "low"]
+        s.bump("low", "importance", 5.0)  # learning writes feed the prior at once
+        assert [h.id for h in s.search("project deadline", k=2, ranking=only_importance)] == ["low", "high"]
+
+
+def test_graph_expansion_brings_linked_memories_and_explains_them(tmp_path) -> None:
+    with t4dm_core.open(tmp_path / "s", embedder=bag_of_words) as s:
+        s.put_many([Memory(text="alice manages the payments team", id="a"),
+                    Memory(text="quarterly budget spreadsheet", id="b", metadata={"kind": "doc"}),
+                    Memory(text="unrelated gardening notes", id="c", metadata={"kind": "doc"})])
+        s.link("a", "b", weight=2.0)
+        graph_only = Ranking(lexical=1.0, vector=0, graph=1.0, recency=0, importance=0, kappa=0)
+        hits = s.search("alice payments", k=3, ranking=graph_only)
+        assert [h.id for h in hits] == ["a", "b"]  # b shares no word: it came through the edge
+        assert hits[1].explain["graph"] > 0 and hits[1].explain["graph_rank"] == 1
+        assert hits[1].explain["lexical"] == 0 and "lexical_rank" not in hits[1].explain
+        assert [h.id for h in s.search("alice payments", k=3, ranking=graph_only, filter={"kind": "doc"})] == []
+        no_graph = Ranking(lexical=1.0, vector=0, graph=0, recency=0, importance=0, kappa=0)
+        assert [h.id for h in s.search("alice payments", k=3, ranking=no_graph)] == ["a"]
+        s.delete("b")
+        assert [h.id for h in s.search("alice payments", k=3, ranking=graph_only)] == ["a"]
+
+
+@pytest.mark.parametrize("bad", [{"vector": -1}, {"vector": 0, "lexical": 0}, {"graph": "x"}, {"kappa": True}])
+def test_bad_rankings_are_rejected(bad) -> None:
+    with pytest.raises(ValueError):
+        Ranking(**bad)
+
+
+def test_mode_and_ranking_are_exclusive(store) -> None:
+    with pytest.raises(t4dm_core.InvalidInputError):
+        store.search("x", mode="hybrid", ranking=Ranking())
+    with pytest.raises(t4dm_core.InvalidInputError):
+        store.search([1.0] * DIM, ranking=Ranking())  # lexical needs text
+    assert store.search([1.0] * DIM, ranking=Ranking(lexical=0), k=2)
