@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from t4dm_core._catalog import Catalog, RowSource, VersionRef, version_at
+from t4dm_core._catalog import LAST_ACCESS, Catalog, RowSource, VersionRef, version_at
 from t4dm_core._rwlock import RWLock
 from t4dm_core._validation import (
     check_id,
@@ -55,11 +55,13 @@ from t4dm_core.errors import (
     StorageError,
     StoreClosedError,
     StoreFailedError,
+    T4DMError,
 )
 from t4dm_core.filters import Filter, compile_filter
 from t4dm_core.graph.adjacency import EdgeGraph
 from t4dm_core.index.exact import top_k_exact
 from t4dm_core.index.lexical import tokenize
+from t4dm_core.learning.access import AccessLog, co_retrieval_pairs
 from t4dm_core.options import Options
 from t4dm_core.ranking import LEXICAL_ONLY, VECTOR_ONLY, Ranking, lexical_top_k, reciprocal_rank_fusion
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
@@ -82,8 +84,10 @@ __all__ = ["AsOf", "Store", "open_store"]
 
 log = logging.getLogger("t4dm")
 AsOf = float | Any | tuple[Any, Any] | None
+Prepared = tuple[str, str, dict[str, Any], float | None, float | None]  # namespace, id, metadata, valid range
 MAX_K = 10_000
 SEARCH_MODES = {"vector": VECTOR_ONLY, "lexical": LEXICAL_ONLY, "hybrid": Ranking()}
+CO_RETRIEVED = "co_retrieved"  # edge type of Hebbian co-retrieval links
 HYBRID_MIN_DEPTH = 50  # candidates each ranking contributes to fusion (at least 3·k)
 MAX_HOPS = 16
 READER_OPEN_ATTEMPTS = 5
@@ -132,6 +136,7 @@ class Store:
         self._policy: CompactionPolicy = options.compaction_policy or SizeTieredPolicy(options.compaction_min_merge,
                                                                      options.compaction_size_ratio)
         self._compactor: threading.Thread | None = None
+        self._access = AccessLog(options.lability_window)
         self._inflight_segments: set[str] = set()  # outputs being built; GC must not touch them
         self.background_error: BaseException | None = None
         self._lock: WriterLock | None = None
@@ -233,19 +238,19 @@ class Store:
     def _load_catalog(self) -> None:
         chains: dict[tuple[str, str], list[VersionRef]] = {}
         edge_ops: list[tuple[int, EdgeOp]] = []
-        delta_ops: list[tuple[int, FieldDeltaOp]] = []
+        delta_ops: list[tuple[int, float, FieldDeltaOp]] = []
         for seg in self._segments:
             for row, (ns, mid) in enumerate(zip(seg.namespace, seg.ids, strict=True)):
                 ref = VersionRef(int(seg.lsn[row]), float(seg.recorded_at[row]), bool(seg.deleted[row]), seg, row)
                 chains.setdefault((ns, mid), []).append(ref)
             edge_ops.extend(seg.edge_rows())
-            delta_ops.extend((lsn, op) for lsn, _, op in seg.field_delta_rows())
+            delta_ops.extend(seg.field_delta_rows())
         for (ns, mid), refs in chains.items():
             self._catalog.load_chain(ns, mid, refs)
         for _, eop in sorted(edge_ops, key=lambda item: item[0]):
             self._graph.apply(eop)
-        for lsn, dop in sorted(delta_ops, key=lambda item: item[0]):
-            self._catalog.apply_delta(dop.namespace, dop.id, dop.field, dop.delta, lsn)
+        for lsn, ts, dop in sorted(delta_ops, key=lambda item: item[0]):
+            self._catalog.apply_delta(dop.namespace, dop.id, dop.field, dop.delta, lsn, ts)
 
     def _replay_wal(self, body: dict[str, Any]) -> None:
         first_needed = min(body["wal_numbers"])
@@ -309,6 +314,8 @@ class Store:
         with self._write_mutex:
             try:
                 if self._wal is not None and self._failed is None and os.getpid() == self._pid:
+                    if not self.read_only:
+                        self._apply_read_learning()
                     end = self._wal.flush_buffer()
                     self._wal.sync_to(end)
             except OSError as exc:
@@ -347,6 +354,8 @@ class Store:
         sync_end: int | None = None
         with self._write_mutex:
             self._check_writable()
+            if not buffered and self._access.pending:
+                self._apply_read_learning()
             assert self._wal is not None
             ts = max(time.time(), self._last_ts + 1e-6)
             ops = build(ts)
@@ -364,7 +373,7 @@ class Store:
                 raise StoreFailedError(f"WAL write failed: {exc}") from exc
             self._next_lsn = first + len(ops)
             self._last_ts = ts
-            if buffered:  # a single overlay op: one dict update, atomic for readers under the GIL
+            if buffered and len(ops) == 1:  # a single overlay op: one dict update, atomic under the GIL
                 self._apply(first, ts, ops)
             else:
                 with self._rw.write():
@@ -399,7 +408,7 @@ class Store:
                 self._graph.apply(op)
             else:
                 mem.add_field_delta(lsn, ts, op)
-                self._catalog.apply_delta(op.namespace, op.id, op.field, op.delta, lsn)
+                self._catalog.apply_delta(op.namespace, op.id, op.field, op.delta, lsn, ts)
 
     def put(self, memory: Memory | str, **fields: Any) -> str:
         """Store one memory (a :class:`Memory`, or text plus Memory fields as keywords). Returns its id."""
@@ -424,6 +433,7 @@ class Store:
                 raise DuplicateIdError(f"id {mid!r} appears twice in one batch (namespace {ns!r})")
             seen.add((ns, mid))
         vectors = self._vectors_for(items)
+        prepared = self._reconsolidate(items, prepared, vectors, seen)
 
         def build(ts: float) -> list[Op]:
             ops: list[Op] = []
@@ -439,7 +449,32 @@ class Store:
         self._commit(build)
         return [p[1] for p in prepared]
 
-    def _prepare(self, memory: Memory) -> tuple[str, str, dict[str, Any], float | None, float | None]:
+    def _reconsolidate(self, items: list[Memory], prepared: list[Prepared], vectors: list[np.ndarray],
+                       taken: set[tuple[str, str]]) -> list[Prepared]:
+        """Give an id-less memory the id of a labile memory it nearly repeats (see ``Options.lability_window``)."""
+        if self.options.lability_window <= 0 or all(m.id is not None for m in items):
+            return prepared
+        now = time.time()
+        out = list(prepared)
+        with self._rw.read():
+            for i, (mem, vec) in enumerate(zip(items, vectors, strict=True)):
+                ns = out[i][0]
+                if mem.id is not None:
+                    continue
+                best, best_score = None, self.options.reconsolidation_similarity
+                for mid in self._access.labile(ns, now):
+                    ref = self._catalog.current(ns, mid)
+                    if ref is None or (ns, mid) in taken:
+                        continue
+                    score = float(ref.source.vectors[ref.row] @ vec)
+                    if score >= best_score:
+                        best, best_score = mid, score
+                if best is not None:
+                    taken.add((ns, best))
+                    out[i] = (ns, best, *out[i][2:])
+        return out
+
+    def _prepare(self, memory: Memory) -> Prepared:
         if not isinstance(memory, Memory):
             raise InvalidInputError(f"expected a Memory, got {type(memory).__name__}")
         ns = check_namespace(memory.namespace)
@@ -564,6 +599,7 @@ class Store:
         """Write the memtable into an immutable segment and commit a new manifest."""
         with self._write_mutex:
             self._check_writable()
+            self._apply_read_learning()
             self._flush_locked()
 
     def _flush_locked(self) -> None:
@@ -821,8 +857,10 @@ class Store:
         if chain is None:
             chain = self._catalog.chain(ns, mid)
         superseded_at = None
+        last_accessed = None
         if chain[-1] is ref:
             counters = self._current_counters(ns, mid, f)
+            last_accessed = self._catalog.deltas.get((ns, mid), {}).get(LAST_ACCESS)
         else:
             counters = {k: f[k] for k in COUNTER_FIELDS}
             superseded_at = chain[chain.index(ref) + 1].recorded_at
@@ -832,7 +870,7 @@ class Store:
             metadata=src.row_metadata(row), valid_from=f["valid_from"], valid_to=f["valid_to"],
             recorded_at=f["recorded_at"], superseded_at=superseded_at, kappa=counters["kappa"],
             importance=counters["importance"], access_count=int(counters["access_count"]), pinned=f["pinned"],
-            deleted=deleted)
+            deleted=deleted, last_accessed=last_accessed)
 
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
@@ -884,7 +922,47 @@ class Store:
                           for rank, (key, score) in enumerate(list(scores[single].items())[:k], start=1)]
             else:
                 ranked = self._fuse(scores, plan, namespace, flt, expand=as_of is None)[:k]
-            return [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
+            hits = [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
+        if as_of is None:
+            self._learn_from_read(namespace, hits)
+        return hits
+
+    # ------------------------------------------------------------ learning on read
+    def _learn_from_read(self, namespace: str, hits: list[Hit]) -> None:
+        """Queue a search's learning writes; apply the queue if the write lock is free right now."""
+        if self.read_only or not self.options.learn_on_read or not hits or self._failed is not None:
+            return
+        self._access.record(namespace, [h.id for h in hits], time.time())
+        if self._write_mutex.acquire(blocking=False):
+            try:
+                self._apply_read_learning()
+            finally:
+                self._write_mutex.release()
+
+    def _apply_read_learning(self) -> None:
+        """Turn queued retrievals into one buffered overlay batch (caller holds the write mutex).
+
+        Best effort: a closed or failed store drops the queue; an I/O error here makes the
+        store fail exactly as any write would, but never fails the search that triggered it.
+        """
+        batches = self._access.drain()
+        if not batches or self._closed or self._failed is not None:
+            return
+        ops: list[Op] = []
+        weights: dict[tuple[str, str, str], float] = {}
+        for ns, ids in batches:
+            ops.extend(FieldDeltaOp(ns, mid, "access_count", 1.0) for mid in ids
+                       if self._catalog.current(ns, mid) is not None)
+            for a, b in co_retrieval_pairs(ids, self.options.hebbian_top):
+                w = weights.get((ns, a, b), self._graph.weights.get((ns, a, b, CO_RETRIEVED), 0.0))
+                delta = self.options.hebbian_rate * (1.0 - w)
+                if delta > 0:
+                    weights[(ns, a, b)] = w + delta
+                    ops.append(EdgeOp("add", ns, a, b, CO_RETRIEVED, delta))
+        try:
+            self._commit(lambda ts: ops, buffered=True)
+        except T4DMError:
+            log.warning("learning writes of a search were dropped: the store cannot write", exc_info=True)
 
     def _fuse(self, scores: dict[str, dict[tuple[RowSource, int], float]], plan: Ranking, namespace: str,
               flt: Filter | None, *, expand: bool) -> list[tuple[tuple[RowSource, int], float, dict[str, int]]]:

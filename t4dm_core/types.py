@@ -43,6 +43,8 @@ class Memory:
         access_count: how often the memory was retrieved (learning write).
         pinned: never forgotten by consolidation.
         deleted: True only for tombstone versions returned by ``Store.history``.
+        last_accessed: transaction time of the latest retrieval recorded for this version
+            (learning on read), ``None`` if none; set by the store, ignored on write.
     """
 
     text: str | None = None
@@ -59,6 +61,7 @@ class Memory:
     access_count: int | None = None
     pinned: bool = False
     deleted: bool = False
+    last_accessed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class Hit:
         self._load = load
         self.score = float(score)
         self.explain: dict[str, float] = explain if explain is not None else {}
-        self.id = id if id is not None else memory.id  # type: ignore[union-attr]
+        self.id: str = id if id is not None else memory.id  # type: ignore[union-attr,assignment]
         self.namespace = namespace if namespace is not None else memory.namespace  # type: ignore[union-attr]
 
     @property

@@ -35,7 +35,8 @@ FAULTS = [
     ("remove", [1, 3]),
 ]
 CASES = [(op, nth) for op, nths in FAULTS for nth in nths]
-OPTIONS = Options(sync="full", memtable_max_records=40, num_threads=1, auto_compact=False)  # deterministic I/O order
+OPTIONS = Options(sync="full", memtable_max_records=40, num_threads=1, auto_compact=False,
+                  learn_on_read=False)  # deterministic I/O order; verification reads must not write
 
 
 @contextlib.contextmanager
@@ -83,7 +84,7 @@ def _check_recovery(path: Path, ffs: FaultInjectingFS, crash: bool, seed: int, a
     base = replay(seed, acked)
     walker = base.copy()
     ops = [walker.step() for _ in range(end - acked)]
-    with t4dm_core.open(path, dim=DIM, fs=None if crash else ffs) as reopened:
+    with t4dm_core.open(path, dim=DIM, fs=None if crash else ffs, options=OPTIONS) as reopened:
         check = {m for o in ops for m in touched(o)} | set(base.order[:50])
         k, _ = match_prefix(reopened, base, ops, check, where)
         reopened.put(Memory("writable again", id="post-recovery", vector=[1.0] * DIM))
