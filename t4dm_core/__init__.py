@@ -37,6 +37,7 @@ from t4dm_core.errors import (
     T4DMError,
 )
 from t4dm_core.options import Options
+from t4dm_core.ranking import Ranking
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy
 from t4dm_core.storage.fs import FaultInjectingFS, FileSystem, LocalFS
 from t4dm_core.store import Store, open_store
@@ -66,6 +67,7 @@ __all__ = [
     "MiniLMEmbedder",
     "Neighbor",
     "Options",
+    "Ranking",
     "ReadOnlyError",
     "SizeTieredPolicy",
     "StorageError",

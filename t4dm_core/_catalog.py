@@ -14,7 +14,9 @@ import numpy as np
 
 from t4dm_core.filters import Filter
 
-__all__ = ["Catalog", "RowSource", "VersionRef", "version_at"]
+__all__ = ["LAST_ACCESS", "Catalog", "RowSource", "VersionRef", "version_at"]
+
+LAST_ACCESS = "last_access"
 
 
 class RowSource(Protocol):
@@ -89,12 +91,20 @@ class Catalog:
     def chain(self, namespace: str, memory_id: str) -> list[VersionRef]:
         return self.versions.get(namespace, {}).get(memory_id, [])
 
-    def apply_delta(self, namespace: str, memory_id: str, field: str, delta: float, lsn: int) -> None:
+    def apply_delta(self, namespace: str, memory_id: str, field: str, delta: float, lsn: int,
+                    recorded_at: float) -> None:
+        """Add a learning delta to the current version (older deltas are obsolete: skipped).
+
+        A positive ``access_count`` delta also records ``recorded_at`` as the version's last
+        access time (key ``LAST_ACCESS`` of the delta table: the latest, not a sum).
+        """
         ref = self.current(namespace, memory_id)
         if ref is None or lsn <= ref.lsn:
             return
         fields = self.deltas.setdefault((namespace, memory_id), {})
         fields[field] = fields.get(field, 0.0) + delta
+        if field == "access_count" and delta > 0:
+            fields[LAST_ACCESS] = max(fields.get(LAST_ACCESS, 0.0), recorded_at)
 
     def relocate(self, old: RowSource, new: RowSource, row_of_lsn: dict[int, int]) -> None:
         """Point refs of versions that moved from ``old`` to rows of ``new`` (flush/compaction)."""

@@ -47,6 +47,21 @@ class Options:
         num_threads: threads hnswlib may use for index builds (-1 = all cores).
         retain_manifests: manifests kept on disk (with every file they reference), so a
             damaged newest manifest can fall back to the previous consistent state.
+        learn_on_read: each search records learning writes for what it returned: +1
+            ``access_count`` (and the access time) per hit, and Hebbian strengthening of
+            ``co_retrieved`` edges between the top ``hebbian_top`` hits. They are buffered
+            overlays applied only when the write lock is free at once (otherwise they wait
+            for the next search, write, flush or close), so a search never waits on a
+            writer; like ``bump``, they become durable with the next acknowledged write.
+            Read-only stores record nothing.
+        hebbian_rate: learning rate of co-retrieval edges: each co-retrieval moves the edge
+            weight ``w`` by ``rate * (1 - w)``, so weights approach 1 and never exceed it.
+        hebbian_top: how many of the best hits of a search strengthen their pairwise edges.
+        lability_window: seconds a retrieved memory stays labile (reconsolidation): a
+            ``put`` without an id, in the same namespace, whose vector has cosine ≥
+            ``reconsolidation_similarity`` with a labile memory becomes a new version of
+            that memory instead of a near-duplicate. 0 turns reconsolidation off.
+        reconsolidation_similarity: the cosine threshold of reconsolidation.
     """
 
     sync: SyncMode = "normal"
@@ -62,6 +77,11 @@ class Options:
     compaction_size_ratio: float = 4.0
     num_threads: int = -1
     retain_manifests: int = 2
+    learn_on_read: bool = True
+    hebbian_rate: float = 0.05
+    hebbian_top: int = 3
+    lability_window: float = 300.0
+    reconsolidation_similarity: float = 0.9
 
     def __post_init__(self) -> None:
         if self.sync not in ("normal", "full"):
@@ -71,5 +91,11 @@ class Options:
                 raise InvalidInputError(f"Options.{name} must be >= 1")
         if self.retain_manifests < 2:
             raise InvalidInputError("Options.retain_manifests must be >= 2 (fallback needs one spare)")
+        if not 0.0 <= self.hebbian_rate <= 1.0:
+            raise InvalidInputError("Options.hebbian_rate must be in [0, 1]")
+        if self.hebbian_top < 0 or self.lability_window < 0:
+            raise InvalidInputError("Options.hebbian_top and Options.lability_window must be >= 0")
+        if not -1.0 <= self.reconsolidation_similarity <= 1.0:
+            raise InvalidInputError("Options.reconsolidation_similarity must be a cosine in [-1, 1]")
         if self.compaction_min_merge < 2:
             raise InvalidInputError("Options.compaction_min_merge must be >= 2")

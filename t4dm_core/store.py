@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from t4dm_core._catalog import Catalog, RowSource, VersionRef, version_at
+from t4dm_core._catalog import LAST_ACCESS, Catalog, RowSource, VersionRef, version_at
 from t4dm_core._rwlock import RWLock
 from t4dm_core._validation import (
     check_id,
@@ -55,11 +55,15 @@ from t4dm_core.errors import (
     StorageError,
     StoreClosedError,
     StoreFailedError,
+    T4DMError,
 )
 from t4dm_core.filters import Filter, compile_filter
 from t4dm_core.graph.adjacency import EdgeGraph
 from t4dm_core.index.exact import top_k_exact
+from t4dm_core.index.lexical import tokenize
+from t4dm_core.learning.access import AccessLog, co_retrieval_pairs
 from t4dm_core.options import Options
+from t4dm_core.ranking import LEXICAL_ONLY, VECTOR_ONLY, Ranking, lexical_top_k, reciprocal_rank_fusion
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
 from t4dm_core.storage.fs import FileSystem, LocalFS
 from t4dm_core.storage.lock import PIN_ALL, ReaderPin, WriterLock, pinned_versions
@@ -80,7 +84,11 @@ __all__ = ["AsOf", "Store", "open_store"]
 
 log = logging.getLogger("t4dm")
 AsOf = float | Any | tuple[Any, Any] | None
+Prepared = tuple[str, str, dict[str, Any], float | None, float | None]  # namespace, id, metadata, valid range
 MAX_K = 10_000
+SEARCH_MODES = {"vector": VECTOR_ONLY, "lexical": LEXICAL_ONLY, "hybrid": Ranking()}
+CO_RETRIEVED = "co_retrieved"  # edge type of Hebbian co-retrieval links
+HYBRID_MIN_DEPTH = 50  # candidates each ranking contributes to fusion (at least 3·k)
 MAX_HOPS = 16
 READER_OPEN_ATTEMPTS = 5
 _TMP_SUFFIXES = (".tmp", ".build")
@@ -128,6 +136,7 @@ class Store:
         self._policy: CompactionPolicy = options.compaction_policy or SizeTieredPolicy(options.compaction_min_merge,
                                                                      options.compaction_size_ratio)
         self._compactor: threading.Thread | None = None
+        self._access = AccessLog(options.lability_window)
         self._inflight_segments: set[str] = set()  # outputs being built; GC must not touch them
         self.background_error: BaseException | None = None
         self._lock: WriterLock | None = None
@@ -229,19 +238,19 @@ class Store:
     def _load_catalog(self) -> None:
         chains: dict[tuple[str, str], list[VersionRef]] = {}
         edge_ops: list[tuple[int, EdgeOp]] = []
-        delta_ops: list[tuple[int, FieldDeltaOp]] = []
+        delta_ops: list[tuple[int, float, FieldDeltaOp]] = []
         for seg in self._segments:
             for row, (ns, mid) in enumerate(zip(seg.namespace, seg.ids, strict=True)):
                 ref = VersionRef(int(seg.lsn[row]), float(seg.recorded_at[row]), bool(seg.deleted[row]), seg, row)
                 chains.setdefault((ns, mid), []).append(ref)
             edge_ops.extend(seg.edge_rows())
-            delta_ops.extend((lsn, op) for lsn, _, op in seg.field_delta_rows())
+            delta_ops.extend(seg.field_delta_rows())
         for (ns, mid), refs in chains.items():
             self._catalog.load_chain(ns, mid, refs)
         for _, eop in sorted(edge_ops, key=lambda item: item[0]):
             self._graph.apply(eop)
-        for lsn, dop in sorted(delta_ops, key=lambda item: item[0]):
-            self._catalog.apply_delta(dop.namespace, dop.id, dop.field, dop.delta, lsn)
+        for lsn, ts, dop in sorted(delta_ops, key=lambda item: item[0]):
+            self._catalog.apply_delta(dop.namespace, dop.id, dop.field, dop.delta, lsn, ts)
 
     def _replay_wal(self, body: dict[str, Any]) -> None:
         first_needed = min(body["wal_numbers"])
@@ -305,6 +314,8 @@ class Store:
         with self._write_mutex:
             try:
                 if self._wal is not None and self._failed is None and os.getpid() == self._pid:
+                    if not self.read_only:
+                        self._apply_read_learning()
                     end = self._wal.flush_buffer()
                     self._wal.sync_to(end)
             except OSError as exc:
@@ -343,6 +354,8 @@ class Store:
         sync_end: int | None = None
         with self._write_mutex:
             self._check_writable()
+            if not buffered and self._access.pending:
+                self._apply_read_learning()
             assert self._wal is not None
             ts = max(time.time(), self._last_ts + 1e-6)
             ops = build(ts)
@@ -360,7 +373,7 @@ class Store:
                 raise StoreFailedError(f"WAL write failed: {exc}") from exc
             self._next_lsn = first + len(ops)
             self._last_ts = ts
-            if buffered:  # a single overlay op: one dict update, atomic for readers under the GIL
+            if buffered and len(ops) == 1:  # a single overlay op: one dict update, atomic under the GIL
                 self._apply(first, ts, ops)
             else:
                 with self._rw.write():
@@ -395,7 +408,7 @@ class Store:
                 self._graph.apply(op)
             else:
                 mem.add_field_delta(lsn, ts, op)
-                self._catalog.apply_delta(op.namespace, op.id, op.field, op.delta, lsn)
+                self._catalog.apply_delta(op.namespace, op.id, op.field, op.delta, lsn, ts)
 
     def put(self, memory: Memory | str, **fields: Any) -> str:
         """Store one memory (a :class:`Memory`, or text plus Memory fields as keywords). Returns its id."""
@@ -420,6 +433,7 @@ class Store:
                 raise DuplicateIdError(f"id {mid!r} appears twice in one batch (namespace {ns!r})")
             seen.add((ns, mid))
         vectors = self._vectors_for(items)
+        prepared = self._reconsolidate(items, prepared, vectors, seen)
 
         def build(ts: float) -> list[Op]:
             ops: list[Op] = []
@@ -435,7 +449,32 @@ class Store:
         self._commit(build)
         return [p[1] for p in prepared]
 
-    def _prepare(self, memory: Memory) -> tuple[str, str, dict[str, Any], float | None, float | None]:
+    def _reconsolidate(self, items: list[Memory], prepared: list[Prepared], vectors: list[np.ndarray],
+                       taken: set[tuple[str, str]]) -> list[Prepared]:
+        """Give an id-less memory the id of a labile memory it nearly repeats (see ``Options.lability_window``)."""
+        if self.options.lability_window <= 0 or all(m.id is not None for m in items):
+            return prepared
+        now = time.time()
+        out = list(prepared)
+        with self._rw.read():
+            for i, (mem, vec) in enumerate(zip(items, vectors, strict=True)):
+                ns = out[i][0]
+                if mem.id is not None:
+                    continue
+                best, best_score = None, self.options.reconsolidation_similarity
+                for mid in self._access.labile(ns, now):
+                    ref = self._catalog.current(ns, mid)
+                    if ref is None or (ns, mid) in taken:
+                        continue
+                    score = float(ref.source.vectors[ref.row] @ vec)
+                    if score >= best_score:
+                        best, best_score = mid, score
+                if best is not None:
+                    taken.add((ns, best))
+                    out[i] = (ns, best, *out[i][2:])
+        return out
+
+    def _prepare(self, memory: Memory) -> Prepared:
         if not isinstance(memory, Memory):
             raise InvalidInputError(f"expected a Memory, got {type(memory).__name__}")
         ns = check_namespace(memory.namespace)
@@ -560,6 +599,7 @@ class Store:
         """Write the memtable into an immutable segment and commit a new manifest."""
         with self._write_mutex:
             self._check_writable()
+            self._apply_read_learning()
             self._flush_locked()
 
     def _flush_locked(self) -> None:
@@ -817,8 +857,10 @@ class Store:
         if chain is None:
             chain = self._catalog.chain(ns, mid)
         superseded_at = None
+        last_accessed = None
         if chain[-1] is ref:
             counters = self._current_counters(ns, mid, f)
+            last_accessed = self._catalog.deltas.get((ns, mid), {}).get(LAST_ACCESS)
         else:
             counters = {k: f[k] for k in COUNTER_FIELDS}
             superseded_at = chain[chain.index(ref) + 1].recorded_at
@@ -828,45 +870,191 @@ class Store:
             metadata=src.row_metadata(row), valid_from=f["valid_from"], valid_to=f["valid_to"],
             recorded_at=f["recorded_at"], superseded_at=superseded_at, kappa=counters["kappa"],
             importance=counters["importance"], access_count=int(counters["access_count"]), pinned=f["pinned"],
-            deleted=deleted)
+            deleted=deleted, last_accessed=last_accessed)
 
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
-               as_of: AsOf = None, ef: int | None = None) -> list[Hit]:
-        """Top-``k`` current memories of ``namespace`` by cosine similarity (higher = better).
+               as_of: AsOf = None, ef: int | None = None, mode: str | None = None,
+               ranking: Ranking | None = None) -> list[Hit]:
+        """Top-``k`` current memories of ``namespace`` for ``query`` (higher score = better).
 
-        ``query`` is text (embedded with the store's embedder) or a vector. ``filter`` is a
-        metadata filter (see :mod:`t4dm_core.filters`). ``as_of`` searches what the store
-        believed at a past time (exact scoring). ``ef`` overrides the HNSW beam width.
+        ``query`` is text or a vector. ``mode`` picks the ranking:
+
+        * ``"vector"`` (the default for a vector query): cosine similarity, ``score`` in [-1, 1].
+        * ``"lexical"``: BM25 over the memories' text (text query only; needs no embedder).
+        * ``"hybrid"`` (the default for a text query): :class:`Ranking` defaults — vector and
+          lexical candidates, graph expansion and recency/importance/κ priors, fused by
+          reciprocal rank (``score`` = Σ weight / (60 + rank)).
+
+        Or pass ``ranking=Ranking(...)`` to weigh or switch off each signal yourself. Every hit
+        carries ``explain``: ``vector`` (cosine), ``lexical`` (BM25, 0 if no query term
+        matched) and ``graph`` scores where those signals ran, and the 1-based rank each
+        signal gave it (``vector_rank``, ``lexical_rank``, ``graph_rank``, ``recency_rank``…).
+        ``filter`` is a metadata filter (see :mod:`t4dm_core.filters`); ``as_of`` searches
+        what the store believed at a past time (exact scoring; no graph expansion); ``ef``
+        overrides the HNSW beam width.
         """
         self._check_open()
         check_namespace(namespace)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
+        plan = _resolve_ranking(mode, ranking, query)
         flt = compile_filter(filter)
-        qvec = self._query_vector(query)
+        qvec = self._query_vector(query) if plan.vector > 0 else None
         valid_t, tx_t = _parse_as_of(as_of)
-        ef = max(self.options.hnsw_ef_search if ef is None else int(ef), k)
+        single = plan.single_signal
+        depth = k if single is not None else min(MAX_K, max(3 * k, HYBRID_MIN_DEPTH))
+        ef = max(self.options.hnsw_ef_search if ef is None else int(ef), depth)
         with self._rw.read():
             code = self._ns_lookup.get(namespace)
             if code is None:
                 return []
-            if as_of is None:
-                sources: list[RowSource] = [self._mem, *self._segments]
-                found = [self._search_source(src, qvec, k, code, flt, ef) for src in sources]
+            scores: dict[str, dict[tuple[RowSource, int], float]] = {}
+            if qvec is not None:
+                found = self._vector_candidates(qvec, depth, code, flt, ef, namespace, as_of, valid_t, tx_t)
+                scores["vector"] = {(src, row): score for score, src, row in found}
+            if plan.lexical > 0:
+                masks = self._candidate_masks(code, flt, namespace, as_of, valid_t, tx_t)
+                found = lexical_top_k(masks, tokenize(query), depth)  # type: ignore[arg-type]
+                scores["lexical"] = {(src, row): score for score, src, row in found}
+            if single is not None:
+                ranked = [(key, score, {single: rank})
+                          for rank, (key, score) in enumerate(list(scores[single].items())[:k], start=1)]
             else:
-                found = self._search_as_of(namespace, qvec, k, flt, valid_t, tx_t)
-            candidates = [(float(score), src, int(row)) for src, rows, scores in found
-                          for row, score in zip(rows, scores, strict=True)]
-            candidates.sort(key=lambda c: -c[0])
-            hits = []
-            for score, src, row in candidates[:k]:
-                ns, mid = src.namespace[row], src.ids[row]
-                chain = self._catalog.chain(ns, mid)
-                ref = chain[-1] if as_of is None else next(
-                    r for r in reversed(chain) if r.source is src and r.row == row)
-                hits.append(Hit(score=score, id=mid, namespace=ns, load=partial(self._load_hit, ref, chain)))
-            return hits
+                ranked = self._fuse(scores, plan, namespace, flt, expand=as_of is None)[:k]
+            hits = [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
+        if as_of is None:
+            self._learn_from_read(namespace, hits)
+        return hits
+
+    # ------------------------------------------------------------ learning on read
+    def _learn_from_read(self, namespace: str, hits: list[Hit]) -> None:
+        """Queue a search's learning writes; apply the queue if the write lock is free right now."""
+        if self.read_only or not self.options.learn_on_read or not hits or self._failed is not None:
+            return
+        self._access.record(namespace, [h.id for h in hits], time.time())
+        if self._write_mutex.acquire(blocking=False):
+            try:
+                self._apply_read_learning()
+            finally:
+                self._write_mutex.release()
+
+    def _apply_read_learning(self) -> None:
+        """Turn queued retrievals into one buffered overlay batch (caller holds the write mutex).
+
+        Best effort: a closed or failed store drops the queue; an I/O error here makes the
+        store fail exactly as any write would, but never fails the search that triggered it.
+        """
+        batches = self._access.drain()
+        if not batches or self._closed or self._failed is not None:
+            return
+        ops: list[Op] = []
+        weights: dict[tuple[str, str, str], float] = {}
+        for ns, ids in batches:
+            ops.extend(FieldDeltaOp(ns, mid, "access_count", 1.0) for mid in ids
+                       if self._catalog.current(ns, mid) is not None)
+            for a, b in co_retrieval_pairs(ids, self.options.hebbian_top):
+                w = weights.get((ns, a, b), self._graph.weights.get((ns, a, b, CO_RETRIEVED), 0.0))
+                delta = self.options.hebbian_rate * (1.0 - w)
+                if delta > 0:
+                    weights[(ns, a, b)] = w + delta
+                    ops.append(EdgeOp("add", ns, a, b, CO_RETRIEVED, delta))
+        try:
+            self._commit(lambda ts: ops, buffered=True)
+        except T4DMError:
+            log.warning("learning writes of a search were dropped: the store cannot write", exc_info=True)
+
+    def _fuse(self, scores: dict[str, dict[tuple[RowSource, int], float]], plan: Ranking, namespace: str,
+              flt: Filter | None, *, expand: bool) -> list[tuple[tuple[RowSource, int], float, dict[str, int]]]:
+        """Reciprocal-rank fusion of retrieval signals, graph expansion and priors (read lock held)."""
+        weights = plan.weights
+        rankings: dict[str, list[tuple[RowSource, int]]] = {name: list(found) for name, found in scores.items()}
+        if plan.graph > 0 and expand:
+            seeds = reciprocal_rank_fusion(rankings, weights)[: plan.graph_seeds]
+            graph = self._graph_expansion([(key, score) for key, score, _ in seeds], namespace, flt)
+            if graph:
+                scores["graph"] = graph
+                rankings["graph"] = sorted(graph, key=lambda key: -graph[key])
+        pool = list(dict.fromkeys(key for found in rankings.values() for key in found))
+        priors: dict[str, list[float]] = {"recency": [], "importance": [], "kappa": []}
+        for src, row in pool:
+            fields_ = src.row_fields(row)
+            counters = self._current_counters(fields_["namespace"], fields_["id"], fields_)
+            priors["recency"].append(fields_["recorded_at"])
+            priors["importance"].append(counters["importance"])
+            priors["kappa"].append(counters["kappa"])
+        for name, values in priors.items():
+            if weights[name] > 0:
+                order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
+                rankings[name] = [pool[i] for i in order]
+        return reciprocal_rank_fusion(rankings, weights)
+
+    def _graph_expansion(self, seeds: list[tuple[tuple[RowSource, int], float]], namespace: str,
+                         flt: Filter | None) -> dict[tuple[RowSource, int], float]:
+        """Neighbours (both directions) of seed hits: Σ seed score × edge weight (positive weights only)."""
+        out: dict[tuple[RowSource, int], float] = {}
+        for (src, row), seed_score in seeds:
+            for a, b, _etype, weight in self._graph.edges_of(namespace, src.ids[row], "both"):
+                other = b if a == src.ids[row] else a
+                ref = self._catalog.current(namespace, other)
+                if ref is None or weight <= 0:
+                    continue
+                if flt is not None and not ref.source.filter_mask(flt)[ref.row]:
+                    continue
+                key = (ref.source, ref.row)
+                out[key] = out.get(key, 0.0) + seed_score * weight
+        return out
+
+    def _hit(self, key: tuple[RowSource, int], score: float, ranks: dict[str, int],
+             scores: dict[str, dict[tuple[RowSource, int], float]], qvec: np.ndarray | None, as_of: AsOf) -> Hit:
+        src, row = key
+        explain: dict[str, float] = {}
+        if qvec is not None:
+            cosine = scores["vector"].get(key)
+            explain["vector"] = float(src.vectors[row] @ qvec) if cosine is None else cosine
+        if "lexical" in scores:
+            explain["lexical"] = scores["lexical"].get(key, 0.0)
+        if "graph" in scores:
+            explain["graph"] = scores["graph"].get(key, 0.0)
+        explain.update({f"{name}_rank": float(rank) for name, rank in ranks.items()})
+        ns, mid = src.namespace[row], src.ids[row]
+        chain = self._catalog.chain(ns, mid)
+        ref = chain[-1] if as_of is None else next(r for r in reversed(chain) if r.source is src and r.row == row)
+        return Hit(score=score, id=mid, namespace=ns, load=partial(self._load_hit, ref, chain), explain=explain)
+
+    def _vector_candidates(self, qvec: np.ndarray, k: int, code: int, flt: Filter | None, ef: int, namespace: str,
+                           as_of: AsOf, valid_t: float | None,
+                           tx_t: float | None) -> list[tuple[float, RowSource, int]]:
+        if as_of is None:
+            sources: list[RowSource] = [self._mem, *self._segments]
+            found = [self._search_source(src, qvec, k, code, flt, max(ef, k)) for src in sources]
+        else:
+            found = self._search_as_of(namespace, qvec, k, flt, valid_t, tx_t)
+        candidates = [(float(score), src, int(row)) for src, rows, scores in found
+                      for row, score in zip(rows, scores, strict=True)]
+        candidates.sort(key=lambda c: -c[0])
+        return candidates[:k]
+
+    def _candidate_masks(self, code: int, flt: Filter | None, namespace: str, as_of: AsOf, valid_t: float | None,
+                         tx_t: float | None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+        """Per source: (source, rows a query searches, rows it may return) — see :mod:`t4dm_core.ranking`."""
+        out = []
+        if as_of is None:
+            sources: list[Memtable | Segment] = [self._mem, *self._segments]
+            for src in sources:
+                if src.n == 0:
+                    continue
+                searchable = src.live & (src.ns_codes == code)
+                out.append((src, searchable, searchable & src.filter_mask(flt) if flt is not None else searchable))
+            return out
+        by_source: dict[int, tuple[Any, list[int]]] = {}
+        for ref in self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range):
+            by_source.setdefault(id(ref.source), (ref.source, []))[1].append(ref.row)
+        for src, rows in by_source.values():
+            searchable = np.zeros(src.n, dtype=bool)
+            searchable[rows] = True
+            out.append((src, searchable, searchable & src.filter_mask(flt) if flt is not None else searchable))
+        return out
 
     def _load_hit(self, ref: VersionRef, chain: list[VersionRef]) -> Memory:
         """Materialise a hit's memory (refs are relocated in place by flush/compaction).
@@ -978,6 +1166,25 @@ class Store:
                 "next_lsn": self._next_lsn, "disk_bytes": disk, "sync": self.options.sync,
                 "read_only": self.read_only,
             }
+
+
+def _resolve_ranking(mode: str | None, ranking: Ranking | None, query: object) -> Ranking:
+    is_text = isinstance(query, str)
+    if ranking is not None:
+        if mode is not None:
+            raise InvalidInputError("pass mode= or ranking=, not both")
+        if not isinstance(ranking, Ranking):
+            raise InvalidInputError(f"ranking must be a t4dm_core.Ranking, got {type(ranking).__name__}")
+        plan = ranking
+    else:
+        if mode is None:
+            mode = "hybrid" if is_text else "vector"
+        if mode not in SEARCH_MODES:
+            raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+        plan = SEARCH_MODES[mode]
+    if plan.lexical > 0 and not is_text:
+        raise InvalidInputError("lexical ranking needs a text query, not a vector (use mode='vector')")
+    return plan
 
 
 def _parse_as_of(as_of: AsOf) -> tuple[float | None, float | None]:

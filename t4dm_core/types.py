@@ -43,6 +43,8 @@ class Memory:
         access_count: how often the memory was retrieved (learning write).
         pinned: never forgotten by consolidation.
         deleted: True only for tombstone versions returned by ``Store.history``.
+        last_accessed: transaction time of the latest retrieval recorded for this version
+            (learning on read), ``None`` if none; set by the store, ignored on write.
     """
 
     text: str | None = None
@@ -59,6 +61,7 @@ class Memory:
     access_count: int | None = None
     pinned: bool = False
     deleted: bool = False
+    last_accessed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,12 @@ class Edge:
 
 
 class Hit:
-    """A search result. ``score`` is cosine similarity in [-1, 1]: higher = more relevant.
+    """A search result; higher ``score`` = more relevant.
+
+    ``score`` is what the search mode ranked by: cosine similarity in [-1, 1] for vector
+    search, BM25 for lexical search, the fused reciprocal-rank score for hybrid search.
+    ``explain`` says why the memory ranked: per-ranking scores (``vector`` cosine,
+    ``lexical`` BM25) and 1-based ranks (``vector_rank``, ``lexical_rank``).
 
     ``id`` and ``namespace`` are available at once; ``memory`` (text, metadata, vector,
     counters) is built on first access, so a caller that needs only ids pays nothing for
@@ -82,16 +90,18 @@ class Hit:
     store was closed). Thread-safe.
     """
 
-    __slots__ = ("_load", "_memory", "id", "namespace", "score")
+    __slots__ = ("_load", "_memory", "explain", "id", "namespace", "score")
 
     def __init__(self, memory: Memory | None = None, score: float = 0.0, *, id: str | None = None,
-                 namespace: str | None = None, load: Callable[[], Memory] | None = None) -> None:
+                 namespace: str | None = None, load: Callable[[], Memory] | None = None,
+                 explain: dict[str, float] | None = None) -> None:
         if memory is None and load is None:
             raise ValueError("Hit needs a memory or a loader")
         self._memory = memory
         self._load = load
         self.score = float(score)
-        self.id = id if id is not None else memory.id  # type: ignore[union-attr]
+        self.explain: dict[str, float] = explain if explain is not None else {}
+        self.id: str = id if id is not None else memory.id  # type: ignore[union-attr,assignment]
         self.namespace = namespace if namespace is not None else memory.namespace  # type: ignore[union-attr]
 
     @property

@@ -35,5 +35,6 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def store(tmp_path) -> Iterator[t4dm_core.Store]:
-    with t4dm_core.open(tmp_path / "store", dim=DIM, options=Options(memtable_max_records=10_000)) as s:
+    opts = Options(memtable_max_records=10_000, learn_on_read=False)  # storage tests: reads write nothing
+    with t4dm_core.open(tmp_path / "store", dim=DIM, options=opts) as s:
         yield s

@@ -67,14 +67,17 @@ def test_split_sources_score_like_one_corpus(texts, split, query) -> None:
 
 def test_segment_lexicon_round_trips_through_arrow() -> None:
     lex = SegmentLexicon.build(["apple banana", None, "banana banana cherry", ""])
-    back = SegmentLexicon.from_tables(*lex.to_table())
+    back = SegmentLexicon.from_table(lex.to_table(), 4)
     assert back.n_rows == 4 and back.total_length == lex.total_length
     for term in ("apple", "banana", "cherry", "missing"):
         assert back.doc_freq(term) == lex.doc_freq(term)
         for a, b in zip(back.postings(term), lex.postings(term), strict=True):
             np.testing.assert_array_equal(a, b)
-    empty = SegmentLexicon.from_tables(*SegmentLexicon.build([None]).to_table())
+    empty = SegmentLexicon.from_table(SegmentLexicon.build([None]).to_table(), 1)
     assert empty.doc_freq("apple") == 0 and empty.n_rows == 1
+    np.testing.assert_array_equal(back.doc_lengths(), lex.doc_lengths())
+    with pytest.raises(ValueError, match="do not fit"):
+        SegmentLexicon.from_table(lex.to_table(), 2)
 
 
 def test_memtable_lexicon_rejects_out_of_order_rows() -> None:

@@ -47,7 +47,7 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="t4dm-prop-")
-        self.opts = Options(memtable_max_records=7, compaction_min_merge=2)
+        self.opts = Options(memtable_max_records=7, compaction_min_merge=2, learn_on_read=False)  # reads are pure here
         self.store = t4dm_core.open(self.dir, dim=DIM, options=self.opts)
         self.model = Model()
         self.counter = 0

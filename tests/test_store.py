@@ -156,7 +156,7 @@ def test_learning_writes_overlay(store, rng) -> None:
 
 def test_persistence_across_reopen(tmp_path, rng) -> None:
     path = tmp_path / "s"
-    with t4dm_core.open(path, dim=DIM, options=Options(memtable_max_records=40)) as s:
+    with t4dm_core.open(path, dim=DIM, options=Options(memtable_max_records=40, learn_on_read=False)) as s:
         s.put_many(memories(rng, 100))  # > memtable size: flushes happen during the batch loop below
         for i in range(0, 100, 10):
             s.put(Memory(text=f"upd {i}", id=f"m{i}", vector=unit(rng)))
@@ -166,7 +166,7 @@ def test_persistence_across_reopen(tmp_path, rng) -> None:
         expected = {mid: s.get(mid) for mid in s.ids()}
         q = unit(rng)
         before = [(h.memory.id, round(h.score, 5)) for h in s.search(q, k=10, ef=200)]
-    with t4dm_core.open(path) as s:
+    with t4dm_core.open(path, options=Options(learn_on_read=False)) as s:
         assert {mid: s.get(mid) for mid in s.ids()} == expected
         assert [(h.memory.id, round(h.score, 5)) for h in s.search(q, k=10, ef=200)] == before
         assert [n.memory.id for n in s.neighbors("m2")] == ["m4"]

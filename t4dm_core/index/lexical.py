@@ -118,26 +118,35 @@ class SegmentLexicon:
     def doc_lengths(self) -> np.ndarray:
         return self._lengths
 
-    def to_table(self) -> tuple[pa.Table, pa.Table]:
-        """(postings table: one row per term; lengths table: one row per document)."""
+    def to_table(self) -> pa.Table:
+        """One row per term: the term, its rows and their term frequencies (document lengths
+        are not stored: they are the per-row sums of term frequencies)."""
         offsets = pa.array(self._indptr.astype(np.int32))
-        postings = pa.table({
+        return pa.table({
             "term": pa.array(self._terms, type=pa.string()),
-            "rows": pa.ListArray.from_arrays(offsets, pa.array(self._rows)),
-            "tfs": pa.ListArray.from_arrays(offsets, pa.array(self._tfs)),
+            "rows": pa.ListArray.from_arrays(offsets, pa.array(self._rows, type=pa.int32())),
+            "tfs": pa.ListArray.from_arrays(offsets, pa.array(self._tfs, type=pa.float32())),
         })
-        return postings, pa.table({"length": pa.array(self._lengths)})
 
     @classmethod
-    def from_tables(cls, postings: pa.Table, lengths: pa.Table) -> SegmentLexicon:
-        """Inverse of :meth:`to_table` (zero-copy for the numeric arrays where Arrow allows)."""
-        rows_col = postings.column("rows").combine_chunks()
-        tfs_col = postings.column("tfs").combine_chunks()
-        indptr = rows_col.offsets.to_numpy().astype(np.int64) if len(rows_col) else np.zeros(1, dtype=np.int64)
-        return cls(postings.column("term").to_pylist(), indptr,
-                   rows_col.values.to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
-                   tfs_col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False),
-                   lengths.column("length").to_numpy().astype(np.float32, copy=False))
+    def from_table(cls, table: pa.Table, n_rows: int) -> SegmentLexicon:
+        """Inverse of :meth:`to_table` for a segment of ``n_rows`` rows.
+
+        Raises:
+            ValueError: the table names a row outside the segment or is malformed.
+        """
+        rows_col = table.column("rows").combine_chunks()
+        tfs_col = table.column("tfs").combine_chunks()
+        if len(rows_col):
+            indptr = rows_col.offsets.to_numpy().astype(np.int64)
+            rows = rows_col.values.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+            tfs = tfs_col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        else:
+            indptr, rows, tfs = np.zeros(1, np.int64), np.empty(0, np.int32), np.empty(0, np.float32)
+        if rows.size != tfs.size or (rows.size and (rows.min() < 0 or rows.max() >= n_rows)):
+            raise ValueError("lexicon postings do not fit the segment")
+        lengths = np.bincount(rows, weights=tfs, minlength=n_rows).astype(np.float32)
+        return cls(table.column("term").to_pylist(), indptr, rows, tfs, lengths)
 
 
 class MemtableLexicon:

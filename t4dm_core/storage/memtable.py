@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from t4dm_core.filters import Filter
+from t4dm_core.index.lexical import MemtableLexicon
 from t4dm_core.storage.ops import EdgeOp, FieldDeltaOp, PutOp
 
 __all__ = ["Memtable"]
@@ -43,6 +44,7 @@ class Memtable:
         self.edge_ops: list[tuple[int, EdgeOp]] = []
         self.field_deltas: list[tuple[int, float, FieldDeltaOp]] = []
         self.max_lsn = -1
+        self.lexicon = MemtableLexicon()
 
     # -- views used by search (valid for the first ``n`` rows) ----------------
     @property
@@ -103,6 +105,7 @@ class Memtable:
             self.access_count.append(op.access_count)
             self.pinned.append(op.pinned)
             self._live[row] = True
+        self.lexicon.add(row, None if op is None else op.text)
         self.n = row + 1
         self.max_lsn = max(self.max_lsn, lsn)
         return row

@@ -35,6 +35,7 @@ import xxhash
 from t4dm_core.errors import CorruptionError
 from t4dm_core.filters import Filter, PromotedColumns
 from t4dm_core.index.hnsw import HnswIndex
+from t4dm_core.index.lexical import SegmentLexicon
 from t4dm_core.storage.fs import FileSystem
 from t4dm_core.storage.ops import EdgeOp, FieldDeltaOp
 
@@ -191,6 +192,8 @@ def write_segment(fs: FileSystem, directory: str, seg_id: int, data: SegmentData
                 files["hnsw"] = _write_file(fs, base + ".hnsw", fh.read())
         finally:
             os.remove(scratch)
+    files["lexicon"] = _write_file(fs, base + ".lexicon.arrow",
+                                   _ipc_bytes(SegmentLexicon.build(data.text).to_table()))
     if data.edge_ops:
         files["edges"] = _write_file(fs, base + ".edges.arrow", _ipc_bytes(_edges_table(data.edge_ops)))
     if data.field_deltas:
@@ -210,8 +213,10 @@ class Segment:
     """An open, verified, immutable segment."""
 
     def __init__(self, entry: dict[str, Any], table: pa.Table, index: HnswIndex | None,
-                 edges: pa.Table | None, overlays: pa.Table | None, ns_lookup: dict[str, int]) -> None:
+                 edges: pa.Table | None, overlays: pa.Table | None, ns_lookup: dict[str, int],
+                 lexicon: SegmentLexicon | None = None) -> None:
         self.entry = entry
+        self._lexicon = lexicon
         self.id: int = entry["id"]
         self.table = table
         self.index = index
@@ -259,7 +264,23 @@ class Segment:
                 raise CorruptionError(path, f"hnswlib could not load the index: {exc}") from None
         edges = _read_verified_table(fs, directory, files["edges"]) if "edges" in files else None
         overlays = _read_verified_table(fs, directory, files["overlays"]) if "overlays" in files else None
-        return cls(entry, table, index, edges, overlays, ns_lookup)
+        lexicon = None
+        if "lexicon" in files:
+            lexicon_table = _read_verified_table(fs, directory, files["lexicon"])
+            try:
+                lexicon = SegmentLexicon.from_table(lexicon_table, table.num_rows)
+            except (ValueError, KeyError, pa.ArrowException) as exc:
+                raise CorruptionError(os.path.join(directory, files["lexicon"]["name"]), str(exc)) from None
+        return cls(entry, table, index, edges, overlays, ns_lookup, lexicon)
+
+    @property
+    def lexicon(self) -> SegmentLexicon:
+        """BM25 postings of this segment's texts. Segments written before the lexicon file
+        existed build it from their text column on first use (idempotent, so a race between
+        two readers only wastes work)."""
+        if self._lexicon is None:
+            self._lexicon = SegmentLexicon.build(self._text.to_pylist())
+        return self._lexicon
 
     # -- liveness ----------------------------------------------------------
     def set_live(self, row: int, value: bool) -> None:

@@ -48,6 +48,9 @@ def test_v1_contents(golden) -> None:
     assert hits[0].memory.id == "m12" and hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert {h.memory.id for h in s.search(expected_vector(0), k=30, filter={"tag": "even"})} == \
         {f"m{i}" for i in range(0, 20, 2) if i != 4}
+    # v1 segments carry no lexicon file: lexical search builds it from the stored texts
+    assert [h.id for h in s.search("revised", mode="lexical")] == ["m3"]
+    assert [h.id for h in s.search("WAL", mode="lexical")] == ["w1"]
 
 
 def test_golden_is_format_1() -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from workload import DIM, Model, match_prefix, search_problems, touched
 
 import t4dm_core
+from t4dm_core import Options
 
 WRITER = Path(__file__).with_name("writer_proc.py")
 
@@ -119,7 +120,7 @@ def kill_loop(path: Path, *, seed: int, sync: str, kills: int, fault_fs: bool = 
         stats.killed_in["startup" if not starts else ops[-1][0] if last not in acks else "between"] += 1
 
         where = f"iteration {iteration} (seed {seed}, sync={sync}, fault_fs={fault_fs}, dir {path})"
-        with t4dm_core.open(path, dim=DIM) as store:
+        with t4dm_core.open(path, dim=DIM, options=Options(learn_on_read=False)) as store:  # verify without writing
             sample = set(rng.sample(model.order, min(100, len(model.order))))
             k, recovered = match_prefix(store, model, ops, window_ids | sample, where)
             assert k >= floor, (f"{where}: acknowledged batches lost: state = first {k} batches, "

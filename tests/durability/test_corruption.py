@@ -34,7 +34,7 @@ from t4dm_core import CorruptionError, Memory, Options, T4DMError
 DIM = 8
 WAL_HEADER = 32
 RECORD_HEADER = 24
-OPTIONS = Options(memtable_max_records=10_000, auto_compact=False, num_threads=1)
+OPTIONS = Options(memtable_max_records=10_000, auto_compact=False, num_threads=1, learn_on_read=False)
 REPAIR_CHECK_EVERY = 7
 
 

@@ -35,7 +35,8 @@ FAULTS = [
     ("remove", [1, 3]),
 ]
 CASES = [(op, nth) for op, nths in FAULTS for nth in nths]
-OPTIONS = Options(sync="full", memtable_max_records=40, num_threads=1, auto_compact=False)  # deterministic I/O order
+OPTIONS = Options(sync="full", memtable_max_records=40, num_threads=1, auto_compact=False,
+                  learn_on_read=False)  # deterministic I/O order; verification reads must not write
 
 
 @contextlib.contextmanager
@@ -83,7 +84,7 @@ def _check_recovery(path: Path, ffs: FaultInjectingFS, crash: bool, seed: int, a
     base = replay(seed, acked)
     walker = base.copy()
     ops = [walker.step() for _ in range(end - acked)]
-    with t4dm_core.open(path, dim=DIM, fs=None if crash else ffs) as reopened:
+    with t4dm_core.open(path, dim=DIM, fs=None if crash else ffs, options=OPTIONS) as reopened:
         check = {m for o in ops for m in touched(o)} | set(base.order[:50])
         k, _ = match_prefix(reopened, base, ops, check, where)
         reopened.put(Memory("writable again", id="post-recovery", vector=[1.0] * DIM))
@@ -107,6 +108,7 @@ def run_case(path: Path, op: str, nth: int, crash: bool) -> str:
     acked = model.batches
     ffs.fail(op, nth)
     failure = ""
+    compaction_failure = ""
     for _ in range(WORKLOAD_BATCHES):
         b = model.batches
         batch = model.plan()
@@ -115,9 +117,10 @@ def run_case(path: Path, op: str, nth: int, crash: bool) -> str:
         except StoreFailedError as exc:
             failure = str(exc)
             break
-        except StorageError:
+        except StorageError as exc:
             assert batch[0] == "compact", f"non-sticky StorageError from {batch[0]}"
             durable = False  # a failed compaction leaves the store unchanged and writable
+            compaction_failure = compaction_failure or f"compaction failed: {exc}"
         model.apply(batch)
         if durable:
             acked = model.batches
@@ -127,7 +130,7 @@ def run_case(path: Path, op: str, nth: int, crash: bool) -> str:
     store.close()
     del store
     _check_recovery(path, ffs, crash, seed, acked, model.batches, f"fault {op}#{nth} crash={crash}")
-    return failure
+    return failure or compaction_failure
 
 
 @pytest.mark.timeout(600)

@@ -54,7 +54,8 @@ def test_in_process_crash(tmp_path, sync):
         ffs = FaultInjectingFS()
         store = t4dm_core.open(tmp_path / f"s{trial}", dim=DIM, fs=ffs,
                                options=Options(sync=sync, memtable_max_records=80, num_threads=1,
-                                               auto_compact=False))  # no thread may consume the fault
+                                               auto_compact=False,  # no thread may consume the fault
+                                               learn_on_read=False))
         model = Model(seed, bumps=BUMPS[sync])
         acked = floor = 0  # batches < acked were acknowledged; batches < floor are durable
         for _ in range(40 + 17 * trial):

@@ -21,7 +21,8 @@ from workload import DIM, execute, replay
 import t4dm_core
 from t4dm_core import FaultInjectingFS, Options
 
-WRITER_OPTIONS = {"memtable_max_records": 300, "hnsw_m": 12, "hnsw_ef_construction": 64, "num_threads": 1}
+WRITER_OPTIONS = {"memtable_max_records": 300, "hnsw_m": 12, "hnsw_ef_construction": 64, "num_threads": 1,
+                  "learn_on_read": False}  # the crash model checks storage, not learning
 
 
 def main(argv: list[str]) -> int:
