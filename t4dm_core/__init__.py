@@ -40,6 +40,7 @@ from t4dm_core.options import Options
 from t4dm_core.ranking import Ranking
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy
 from t4dm_core.storage.fs import FaultInjectingFS, FileSystem, LocalFS
+from t4dm_core.storage.manifest import list_manifests
 from t4dm_core.store import Store, open_store
 from t4dm_core.types import Edge, Hit, Memory, Neighbor
 
@@ -77,6 +78,7 @@ __all__ = [
     "StoreLockedError",
     "T4DMError",
     "__version__",
+    "exists",
     "open",
 ]
 
@@ -111,3 +113,13 @@ def open(
         EmbedderMismatchError: the embedder or dimension differs from the store's.
     """
     return open_store(path, dim=dim, embedder=embedder, options=options, read_only=read_only, fs=fs)
+
+
+def exists(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a directory holding a T4DM store (it has a manifest).
+
+    Cheap (one directory listing), takes no lock and creates nothing; use it to decide
+    whether ``open`` would create a new store.
+    """
+    directory = os.fspath(path)
+    return os.path.isdir(directory) and bool(list_manifests(LocalFS(), directory))

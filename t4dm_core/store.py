@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from functools import partial
 from typing import Any
 
@@ -424,16 +425,42 @@ class Store:
         A memory whose id is current in its namespace gets a new version (the old one stays
         in history). Either every memory is stored or, on any error, none is.
         """
+        return self.write(put=memories)
+
+    def write(self, *, put: Iterable[Memory] = (), delete: Iterable[str] = (), link: Iterable[Edge] = (),
+              unlink: Iterable[Edge] = (), namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+        """One atomic batch of puts, edge changes and deletes; returns the ids of ``put`` in order.
+
+        Applied in this order: ``put`` (memories, in their own namespaces), ``unlink`` and
+        ``link`` (:class:`Edge` objects; a link's endpoints must be current or put in this
+        batch), then ``delete`` (ids in ``namespace``; unknown ids are skipped; a deleted
+        memory loses its edges, as in :meth:`delete`). Everything is validated before anything
+        is logged: on any error nothing is written. Crash semantics are those of one
+        acknowledged write (see :class:`Options` ``sync``): after a crash the whole batch or
+        none of it is visible.
+        """
         self._check_writable()
-        items = list(memories)
+        check_namespace(namespace)
+        items = list(put)
         prepared = [self._prepare(m) for m in items]
         seen: set[tuple[str, str]] = set()
         for ns, mid, *_ in prepared:
             if (ns, mid) in seen:
                 raise DuplicateIdError(f"id {mid!r} appears twice in one batch (namespace {ns!r})")
             seen.add((ns, mid))
+        delete_ids = list(dict.fromkeys(check_id(m) for m in ([delete] if isinstance(delete, str) else delete)))
+        links, unlinks = self._edges_arg(link, "link"), self._edges_arg(unlink, "unlink")
         vectors = self._vectors_for(items)
         prepared = self._reconsolidate(items, prepared, vectors, seen)
+        put_keys = {(ns, mid) for ns, mid, *_ in prepared}
+        for mid in delete_ids:
+            if (namespace, mid) in put_keys:
+                raise InvalidInputError(f"id {mid!r} is both put and deleted in one batch")
+        deleted = {(namespace, mid) for mid in delete_ids}
+        for edge in links:
+            self._check_edge(edge.src, edge.dst, edge.type, edge.weight, edge.namespace, also=put_keys - deleted)
+            if (edge.namespace, edge.src) in deleted or (edge.namespace, edge.dst) in deleted:
+                raise InvalidInputError(f"edge {edge.src!r} -> {edge.dst!r} links a memory deleted in this batch")
 
         def build(ts: float) -> list[Op]:
             ops: list[Op] = []
@@ -444,10 +471,36 @@ class Store:
                                  float(base["importance"] if mem.importance is None else mem.importance),
                                  int(base["access_count"] if mem.access_count is None else mem.access_count),
                                  bool(mem.pinned), vec))
+            ops.extend(EdgeOp("del", e.namespace, e.src, e.dst, e.type, 0.0) for e in unlinks
+                       if (e.namespace, e.src, e.dst, e.type) in self._graph.weights)
+            ops.extend(EdgeOp("set", e.namespace, e.src, e.dst, e.type, float(e.weight)) for e in links)
+            ops.extend(self._delete_ops(namespace, delete_ids))
             return ops
 
         self._commit(build)
         return [p[1] for p in prepared]
+
+    def _edges_arg(self, edges: Iterable[Edge], what: str) -> list[Edge]:
+        out = list(edges)
+        for edge in out:
+            if not isinstance(edge, Edge):
+                raise InvalidInputError(f"{what} takes t4dm_core.Edge objects, got {type(edge).__name__}")
+            check_namespace(edge.namespace)
+        return out
+
+    def _delete_ops(self, namespace: str, ids: list[str]) -> list[Op]:
+        """Tombstones for the current ones of ``ids`` plus removal of every edge touching them."""
+        ops: list[Op] = []
+        removed: set[tuple[str, str, str]] = set()
+        for mid in ids:
+            if self._catalog.current(namespace, mid) is None:
+                continue
+            ops.append(DeleteOp(namespace, mid))
+            for src, dst, etype, _ in self._graph.edges_of(namespace, mid, "both"):
+                if (src, dst, etype) not in removed:
+                    removed.add((src, dst, etype))
+                    ops.append(EdgeOp("del", namespace, src, dst, etype, 0.0))
+        return ops
 
     def _reconsolidate(self, items: list[Memory], prepared: list[Prepared], vectors: list[np.ndarray],
                        taken: set[tuple[str, str]]) -> list[Prepared]:
@@ -531,21 +584,20 @@ class Store:
                 "access_count": int(fields["access_count"] + delta.get("access_count", 0.0))}
 
     def delete(self, ids: str | Iterable[str], *, namespace: str = DEFAULT_NAMESPACE) -> int:
-        """Tombstone memories (one atomic batch). Unknown or already deleted ids are skipped.
+        """Tombstone memories and remove their edges (one atomic batch). Unknown or deleted ids are skipped.
 
-        Deleted memories vanish from get/search/neighbors but stay in ``history`` and ``as_of``.
+        Deleted memories vanish from get/search/neighbors/edges but stay in ``history`` and
+        ``as_of`` (edges are not bitemporal: a re-created id starts without edges).
         Returns how many were deleted.
         """
         check_namespace(namespace)
-        id_list = [ids] if isinstance(ids, str) else list(ids)
-        for mid in id_list:
-            check_id(mid)
+        id_list = list(dict.fromkeys(check_id(m) for m in ([ids] if isinstance(ids, str) else ids)))
         result = {"n": 0}
 
         def build(ts: float) -> list[Op]:
-            todo = [m for m in dict.fromkeys(id_list) if self._catalog.current(namespace, m) is not None]
-            result["n"] = len(todo)
-            return [DeleteOp(namespace, m) for m in todo]
+            ops = self._delete_ops(namespace, id_list)
+            result["n"] = sum(isinstance(op, DeleteOp) for op in ops)
+            return ops
 
         self._commit(build)
         return result["n"]
@@ -565,7 +617,8 @@ class Store:
             self._commit(lambda ts: [EdgeOp("del", namespace, src, dst, type, 0.0)])
         return existed
 
-    def _check_edge(self, src: str, dst: str, etype: str, weight: float, namespace: str) -> None:
+    def _check_edge(self, src: str, dst: str, etype: str, weight: float, namespace: str,
+                    also: AbstractSet[tuple[str, str]] = frozenset()) -> None:
         check_namespace(namespace)
         check_id(src)
         check_id(dst)
@@ -574,7 +627,7 @@ class Store:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise InvalidInputError("edge weight must be a finite number")
         for mid in (src, dst):
-            if self._catalog.current(namespace, mid) is None:
+            if self._catalog.current(namespace, mid) is None and (namespace, mid) not in also:
                 raise MemoryNotFoundError(f"no memory {mid!r} in namespace {namespace!r}")
 
     def bump(self, memory_id: str, field: str, delta: float, *, namespace: str = DEFAULT_NAMESPACE) -> None:
@@ -875,7 +928,7 @@ class Store:
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
                as_of: AsOf = None, ef: int | None = None, mode: str | None = None,
-               ranking: Ranking | None = None) -> list[Hit]:
+               ranking: Ranking | None = None, learn: bool | None = None) -> list[Hit]:
         """Top-``k`` current memories of ``namespace`` for ``query`` (higher score = better).
 
         ``query`` is text or a vector. ``mode`` picks the ranking:
@@ -892,7 +945,8 @@ class Store:
         signal gave it (``vector_rank``, ``lexical_rank``, ``graph_rank``, ``recency_rank``…).
         ``filter`` is a metadata filter (see :mod:`t4dm_core.filters`); ``as_of`` searches
         what the store believed at a past time (exact scoring; no graph expansion); ``ef``
-        overrides the HNSW beam width.
+        overrides the HNSW beam width. ``learn`` overrides ``Options.learn_on_read`` for this
+        call (``as_of`` searches never learn).
         """
         self._check_open()
         check_namespace(namespace)
@@ -923,14 +977,14 @@ class Store:
             else:
                 ranked = self._fuse(scores, plan, namespace, flt, expand=as_of is None)[:k]
             hits = [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
-        if as_of is None:
+        if as_of is None and (self.options.learn_on_read if learn is None else learn):
             self._learn_from_read(namespace, hits)
         return hits
 
     # ------------------------------------------------------------ learning on read
     def _learn_from_read(self, namespace: str, hits: list[Hit]) -> None:
         """Queue a search's learning writes; apply the queue if the write lock is free right now."""
-        if self.read_only or not self.options.learn_on_read or not hits or self._failed is not None:
+        if self.read_only or not hits or self._failed is not None:
             return
         self._access.record(namespace, [h.id for h in hits], time.time())
         if self._write_mutex.acquire(blocking=False):

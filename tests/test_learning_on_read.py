@@ -66,9 +66,14 @@ def test_learning_on_read_is_durable_and_can_be_turned_off(tmp_path) -> None:
         assert s.get("x").access_count == 1 and s.get("x").last_accessed is not None  # survived close/reopen
         s.search(basis(0), k=1)
         assert s.get("x").access_count == 1
+        s.search(basis(0), k=1, learn=True)  # per-call override
+        assert s.get("x").access_count == 2
+    with t4dm_core.open(tmp_path / "s", dim=DIM) as s:
+        s.search(basis(0), k=1, learn=False)
+        assert s.get("x").access_count == 2
     with t4dm_core.open(tmp_path / "s", read_only=True) as r:
         r.search(basis(0), k=1)  # a reader records nothing (and does not fail)
-        assert r.get("x").access_count == 1
+        assert r.get("x").access_count == 2
 
 
 def test_as_of_searches_do_not_learn(store) -> None:

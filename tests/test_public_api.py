@@ -13,7 +13,7 @@ EXPECTED = {
     "FormatVersionError", "Hit", "InvalidInputError", "InvalidNamespaceError", "InvalidVectorError",
     "LocalFS", "Memory", "MemoryNotFoundError", "MetadataError", "MiniLMEmbedder", "Neighbor", "Options", "Ranking",
     "ReadOnlyError", "SizeTieredPolicy", "StorageError", "Store", "StoreClosedError", "StoreFailedError",
-    "StoreLockedError", "T4DMError", "__version__", "open",
+    "StoreLockedError", "T4DMError", "__version__", "exists", "open",
 }
 
 

@@ -355,3 +355,46 @@ def test_find_lists_matching_current_memories_in_write_order(tmp_path, rng) -> N
     with t4dm_core.open(tmp_path / "s", dim=DIM) as s:
         s.compact(full=True)
         assert [m.id for m in s.find()] == expected
+
+
+def test_write_is_one_atomic_batch_of_puts_edges_and_deletes(tmp_path, rng) -> None:
+    from t4dm_core import Edge
+
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=Options(learn_on_read=False)) as s:
+        s.put_many(memories(rng, 3))
+        s.link("m0", "m1")
+        s.link("m1", "m2", type="t")
+        lsn = s.stats()["next_lsn"]
+        ids = s.write(put=[Memory(text="new", id="n", vector=unit(rng))],
+                      link=[Edge("n", "m0", "about"), Edge("m0", "n", "about", 0.5)],
+                      unlink=[Edge("m0", "m1"), Edge("m0", "absent")], delete=["m2", "ghost"])
+        assert ids == ["n"]
+        assert s.stats()["next_lsn"] > lsn
+        assert {(e.dst, e.type, e.weight) for e in s.edges("n")} == {("m0", "about", 1.0)}
+        assert [e.dst for e in s.edges("m0")] == ["n"]  # m0 -> m1 unlinked
+        assert s.get("m2") is None and s.edges("m1") == []  # deleting m2 removed m1 -> m2
+        bad_batches = [
+            {"put": [Memory(text="x", id="x", vector=unit(rng))], "link": [Edge("x", "nowhere")]},
+            {"put": [Memory(text="y", id="y", vector=unit(rng))], "delete": ["y"]},
+            {"link": [Edge("m0", "n", "z")], "delete": ["n"]},
+            {"put": [Memory(text="z", id="z", vector=unit(rng))], "link": ["m0->z"]},
+            {"put": [Memory(text="w", id="w", vector=[np.nan] * DIM)]},
+        ]
+        before = (s.stats()["next_lsn"], sorted(s.ids()))
+        for batch in bad_batches:
+            with pytest.raises(t4dm_core.T4DMError):
+                s.write(**batch)
+        assert (s.stats()["next_lsn"], sorted(s.ids())) == before  # nothing of a bad batch was written
+    with t4dm_core.open(tmp_path / "s", dim=DIM) as s:  # and it all survives reopening
+        assert sorted(s.ids()) == ["m0", "m1", "n"]
+        assert {e.dst for e in s.edges("n")} == {"m0"}
+
+
+def test_exists_detects_stores_without_creating_anything(tmp_path, rng) -> None:
+    assert not t4dm_core.exists(tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+    (tmp_path / "empty").mkdir()
+    assert not t4dm_core.exists(tmp_path / "empty")
+    with t4dm_core.open(tmp_path / "s", dim=DIM):
+        pass
+    assert t4dm_core.exists(tmp_path / "s")

@@ -113,7 +113,7 @@ class ItemReader:
             return []
         if len(allowed) <= ENGINE_MAX_K and total <= ENGINE_MAX_K:
             flt = {KIND: VECTOR, "_t4dm_item": {"$in": list(allowed)}}
-            hits = self._store.search(query, total, namespace=self._ns, filter=flt)
+            hits = self._store.search(query, total, namespace=self._ns, filter=flt, learn=False)
             return _fold([(owner_of(str(h.id)), h.score) for h in hits], allowed.get, want)
         return self._rank_open(query, prefix, want, allowed.get)
 
@@ -131,7 +131,7 @@ class ItemReader:
 
         k = min(ENGINE_MAX_K, max(_MIN_FETCH, 2 * want))
         while True:
-            hits = self._store.search(query, k, namespace=self._ns, filter=flt)
+            hits = self._store.search(query, k, namespace=self._ns, filter=flt, learn=False)
             ranked = _fold([(owner_of(str(h.id)), h.score) for h in hits], cached, want)
             if len(ranked) >= want or len(hits) < k:
                 return ranked

@@ -114,6 +114,8 @@ class Model:
                 del self.live[mid]
                 self._remove(mid)
                 self.versions[mid] += 1
+                for key in [k for k in self.edges if mid in k]:
+                    del self.edges[key]  # a delete removes the memory's edges in the same batch
         elif kind == "link":
             self.edges[(op[1], op[2])] = op[3]
         elif kind == "bump":
