@@ -8,9 +8,10 @@ user-visible fields for search filters: ``session_id``, ``type`` (``"human"``, `
 ``"tool"``, ...), ``position`` and ``message_id``. Message ``i`` is linked to ``i + 1`` by an
 engine edge of type ``"next"`` and back by one of type ``"prev"``.
 
-Positions ``0..n-1`` of a session are always all current (appends and clears are atomic
-engine batches), so reading a session costs O(its messages) point reads and finding its end
-O(log n), independent of other sessions.
+Positions ``0..n-1`` of a session are always all current, each linked to its neighbours
+(an append with its links, and a clear with its links, are each one atomic engine batch),
+so reading a session costs O(its messages) point reads and finding its end O(log n),
+independent of other sessions.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
 
 from protocol_adapters._common import StoreHandle, run_in_thread, stand_in_vector
-from t4dm_core import InvalidInputError, Memory, Store
+from t4dm_core import Edge, InvalidInputError, Memory, Store
 
 __all__ = ["MESSAGE_KIND", "NEXT_EDGE", "PREV_EDGE", "T4DMChatMessageHistory"]
 
@@ -59,9 +60,9 @@ class T4DMChatMessageHistory(BaseChatMessageHistory):
         * :attr:`messages` is the full history, oldest first, as a new ``list`` on every
           read; messages round-trip exactly (type, content, id, name, additional_kwargs,
           response_metadata, tool_calls, usage_metadata, ...).
-        * :meth:`add_messages` appends atomically: all messages or, on any error, none.
-          The ``next``/``prev`` edges are written right after, as separate engine writes; a
-          crash in between loses only those links, never messages or their order.
+        * :meth:`add_messages` appends atomically: the messages and their ``next``/``prev``
+          edges (including those to the previous last message) are one engine batch, so
+          after an error or a crash either all of it is there or none of it.
         * Durability is the store's (see ``t4dm_core.Options.sync``): history written before
           a close is there after reopening the same path.
         * Thread-safe; reads and writes of one session are serialised within the process.
@@ -166,24 +167,23 @@ class T4DMChatMessageHistory(BaseChatMessageHistory):
                     "session_id": self.session_id, "type": message.type, "position": start + i,
                     "message_id": message.id, "_t4dm_kind": MESSAGE_KIND, "_t4dm_message": data, **unembedded})
                 for i, (message, data, text, vector) in enumerate(zip(batch, serialised, texts, vectors, strict=True))]
-            self._store.put_many(memories)
-            for position in range(max(start, 1), start + len(batch)):
-                older, newer = self._id(position - 1), self._id(position)
-                self._store.link(older, newer, type=NEXT_EDGE, namespace=self._namespace)
-                self._store.link(newer, older, type=PREV_EDGE, namespace=self._namespace)
+            links = [edge for position in range(max(start, 1), start + len(batch)) for edge in (
+                Edge(self._id(position - 1), self._id(position), NEXT_EDGE, namespace=self._namespace),
+                Edge(self._id(position), self._id(position - 1), PREV_EDGE, namespace=self._namespace))]
+            self._store.write(put=memories, link=links)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Async :meth:`add_messages` (runs in a worker thread)."""
         await run_in_thread(self.add_messages, messages)
 
     def clear(self) -> None:
-        """Delete every message of the session (one atomic batch of tombstones).
+        """Delete every message of the session and its ``next``/``prev`` edges (one atomic batch).
 
-        Deleted messages vanish from :attr:`messages`, search and ``neighbors`` but stay in
-        the store's history: ``store.get(id, as_of=t)`` and ``store.find(..., as_of=t)`` still
-        show what the session held at time ``t``. The ``next``/``prev`` edges are kept (they
-        only connect positions; edges to deleted messages are ignored by ``neighbors``), and
-        a new message at a cleared position takes over its links.
+        Deleted messages vanish from :attr:`messages`, search, ``neighbors`` and ``edges``
+        but stay in the store's history: ``store.get(id, as_of=t)`` and
+        ``store.find(..., as_of=t)`` still show what the session held at time ``t`` (edges
+        are not versioned). Messages added afterwards start again at position 0, linked
+        only to each other.
         """
         with self._lock:
             count = self._count()

@@ -16,11 +16,10 @@ Storage layout (namespace ``graph`` by default):
   one relationship per (start, type, end), as with Neo4j's MERGE.
 
 Write semantics of :meth:`T4DMGraphStore.add_graph_documents`: everything is validated
-before anything is written; all node and relationship records of one call are one atomic
-engine batch; the engine edges follow as separate writes (the engine has no batch that
-holds both memories and edges). A crash between the two leaves relationship records whose
-edge is missing, which ``query`` does not see; running the same ``add_graph_documents`` again
-repairs it (every write is an idempotent upsert). Writes through one store are serialised.
+before anything is written, then the changed node and relationship records and the missing
+edges of one call are one atomic engine batch: after an error or a crash either the whole
+call is visible or none of it. Every write is an idempotent upsert (a call that changes
+nothing writes nothing). Writes through one store are serialised.
 
 ``query`` runs the read-only Cypher subset of :mod:`._cypher` against the current state,
 read through the engine (so several adapters on one store see each other's writes); it is
@@ -56,7 +55,7 @@ from protocol_adapters.langchain._cypher import (
     UnsupportedCypherError,
     run,
 )
-from t4dm_core import InvalidInputError, Memory, Store
+from t4dm_core import Edge, InvalidInputError, Memory, Store
 
 __all__ = ["BASE_ENTITY_LABEL", "CypherError", "CypherSyntaxError", "T4DMGraphStore", "UnsupportedCypherError"]
 
@@ -218,7 +217,8 @@ class T4DMGraphStore(GraphStore):
         of ``page_content``; properties ``text`` and the metadata) with a ``MENTIONS``
         relationship to each node of the document. ``baseEntityLabel`` adds the label
         ``__Entity__`` to the document's nodes. As in Neo4jGraph, a computed document id is
-        written back into ``source.metadata["id"]``.
+        written back into ``source.metadata["id"]``. The whole call is one atomic engine
+        batch: after an error or a crash either all of it is stored or none of it.
 
         Raises:
             InvalidInputError: not a list of GraphDocument, an unsupported property value
@@ -268,11 +268,11 @@ class T4DMGraphStore(GraphStore):
         memories = self._node_memories(changed_nodes) + [
             Memory(text=text, id=key, namespace=self._namespace, metadata=meta,
                    vector=stand_in_vector(key, self._store.dim)) for key, text, meta in changed_rels]
-        self._store.put_many(memories)
-        for start, rel_type, end in rels:
-            existing = {(e.dst, e.type) for e in self._store.edges(start, namespace=self._namespace)}
-            if (end, rel_type) not in existing:
-                self._store.link(start, end, type=rel_type, namespace=self._namespace)
+        linked = {start: {(e.dst, e.type) for e in self._store.edges(start, namespace=self._namespace)}
+                  for start in {start for start, _, _ in rels}}
+        links = [Edge(start, end, rel_type, namespace=self._namespace) for start, rel_type, end in rels
+                 if (end, rel_type) not in linked[start]]
+        self._store.write(put=memories, link=links)
 
     def _node_memories(self, records: list[tuple[str, str, dict[str, Any]]]) -> list[Memory]:
         texts = [text for _, text, _ in records]

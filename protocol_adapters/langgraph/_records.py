@@ -1,6 +1,6 @@
 """How LangGraph items are laid out in the engine: record ids, reserved metadata, builders.
 
-Everything lives in the adapter's one engine namespace, as four kinds of record
+Everything lives in the adapter's one engine namespace, as three kinds of record
 (``_t4dm_kind``):
 
 * ``item`` — one per LangGraph item, id :func:`item_id`. Metadata holds the value, the
@@ -16,8 +16,6 @@ Everything lives in the adapter's one engine namespace, as four kinds of record
 * ``namespace`` — one per LangGraph namespace ever written, id :func:`namespace_record_id`,
   holding the order in which namespaces were first written. Never deleted (like the
   reference store, a namespace keeps its place after its items are deleted).
-* ``dead`` — a marker that replaces a stale record inside the same atomic ``put_many`` as
-  the rest of a batch, and is tombstoned right after. Every read ignores it.
 
 ``_t4dm_nspath`` is the namespace joined with ``"."`` plus a trailing ``"."``: labels cannot
 contain ``"."``, so it is unambiguous and a namespace prefix is a LIKE prefix of it.
@@ -40,14 +38,12 @@ from protocol_adapters._common import stand_in_vector
 from t4dm_core import Memory, MetadataError
 
 __all__ = [
-    "DEAD",
     "ITEM",
     "KIND",
     "NAMESPACE",
     "VECTOR",
     "StoredItem",
     "check_value",
-    "dead_record",
     "decode_item",
     "is_finite_number",
     "item_id",
@@ -63,7 +59,7 @@ __all__ = [
 ]
 
 KIND = "_t4dm_kind"
-ITEM, VECTOR, NAMESPACE, DEAD = "item", "vector", "namespace", "dead"
+ITEM, VECTOR, NAMESPACE = "item", "vector", "namespace"
 _READABLE_ID_LIMIT = 400  # longer ids are hashed; leaves room for vector suffixes under the engine's 512
 
 
@@ -214,12 +210,6 @@ def namespace_record(namespace: tuple[str, ...], seq: int, *, engine_namespace: 
     meta = {KIND: NAMESPACE, "_t4dm_unembedded": True, "_t4dm_ns": list(namespace), "_t4dm_ns_seq": seq}
     return Memory(id=record_id, namespace=engine_namespace, vector=stand_in_vector(record_id, dim), metadata=meta,
                   pinned=True)
-
-
-def dead_record(record_id: str, *, engine_namespace: str, dim: int) -> Memory:
-    """A marker that retires ``record_id`` atomically with the batch that makes it stale."""
-    return Memory(id=record_id, namespace=engine_namespace, vector=stand_in_vector(record_id, dim),
-                  metadata={KIND: DEAD, "_t4dm_unembedded": True})
 
 
 def is_finite_number(value: object) -> bool:

@@ -1,20 +1,12 @@
 """The write side of :class:`~protocol_adapters.langgraph.T4DMStore`: puts, deletes, TTL upkeep.
 
-Atomicity and crash semantics. The engine commits each ``put_many`` and each ``delete`` as
-one atomic, logged batch, but has no single batch that both puts and deletes. So the
-writes of one LangGraph batch are:
-
-1. one ``put_many`` holding every new item record, all of their vector records, the
-   ordering record of each namespace written for the first time, and a ``dead`` marker
-   for every record the batch retires (deleted items, their vectors, and the surplus
-   vectors of an item overwritten with fewer texts), then
-2. one ``delete`` of those retired ids (tombstones).
-
-A crash before step 1 commits leaves the store as before the batch; after step 1, every
-item of the batch is in its new state with exactly its current vectors findable, and the
-only leftovers are ``dead`` markers, which every read ignores and which
-:meth:`ItemWriter.purge_dead` (run when an adapter opens the store, and by each TTL sweep)
-tombstones. A batch of deletes alone is step 2 only, itself atomic.
+Atomicity and crash semantics. All writes of one LangGraph batch are one atomic engine
+``Store.write``: it puts every new item record, all of their vector records and the
+ordering record of each namespace written for the first time, and tombstones every record
+the batch retires (deleted items, their vectors, and the surplus vectors of an item
+overwritten with fewer texts). After an error or a crash the store holds either the whole
+batch or none of it, so an item is never seen without exactly its current vectors. A TTL
+sweep is likewise one atomic engine ``delete``.
 
 TTL refreshes are engine learning writes (``Store.bump``): O(1), no new record version,
 durable with the next acknowledged write, ``flush`` or ``close``, so a crash can lose
@@ -33,11 +25,9 @@ import numpy as np
 
 from protocol_adapters.langgraph._plan import PlannedPut
 from protocol_adapters.langgraph._records import (
-    DEAD,
     ITEM,
     KIND,
     StoredItem,
-    dead_record,
     decode_item,
     item_record,
     namespace_record,
@@ -75,7 +65,7 @@ class ItemWriter:
         self._namespace_seqs: dict[tuple[str, ...], int] = {}  # ordering records never change once written
 
     def apply(self, puts: list[PlannedPut], vectors: dict[str, np.ndarray], now: float) -> None:
-        """Write ``puts`` (``vectors`` maps each text to its embedding) as described above."""
+        """Write ``puts`` (``vectors`` maps each text to its embedding) as one atomic engine batch."""
         if not puts:
             return
         previous = [decode_item(m) for m in self._store.get_many([p.id for p in puts], namespace=self._ns)]
@@ -94,12 +84,8 @@ class ItemWriter:
             records += [vector_record(item, i, text, vectors[text], engine_namespace=self._ns)
                         for i, text in enumerate(put.texts)]
             retired += [vector_id(put.id, i) for i in range(len(put.texts), old_count)]
-        if records:
-            records += [dead_record(r, engine_namespace=self._ns, dim=self._store.dim) for r in retired]
-            self._store.put_many(records)
-            self._namespace_seqs.update(new_namespaces)
-        if retired:
-            self._store.delete(retired, namespace=self._ns)
+        self._store.write(put=records, delete=retired, namespace=self._ns)
+        self._namespace_seqs.update(new_namespaces)
 
     def _new_item(self, put: PlannedPut, live: StoredItem | None, now: float, records: list[Memory],
                   new_namespaces: dict[tuple[str, ...], int]) -> StoredItem:
@@ -149,10 +135,4 @@ class ItemWriter:
         doomed = [rid for it in expired for rid in (it.id, *(vector_id(it.id, i) for i in range(it.nvec)))]
         if doomed:
             self._store.delete(doomed, namespace=self._ns)
-        self.purge_dead()
         return len(expired)
-
-    def purge_dead(self) -> int:
-        """Tombstone ``dead`` markers a crash left between the two steps of a batch."""
-        dead = [m.id for m in self._store.find({KIND: DEAD}, namespace=self._ns) if m.id is not None]
-        return self._store.delete(dead, namespace=self._ns) if dead else 0

@@ -40,9 +40,9 @@ Contracts:
   (``langgraph.store.base.InvalidNamespaceError``), including "no empty namespace and no
   ``"langgraph"`` root" for puts; an embedder returning a zero or NaN vector is refused.
 * **Persistence and crashes.** Data written through the adapter survives reopening the
-  store at the same ``path=``. Each batch's writes are one atomic engine ``put_many``
-  followed by one ``delete`` of retired records; see :mod:`protocol_adapters.langgraph._writes`
-  for exactly what a crash can leave (never an item without its current vectors).
+  store at the same ``path=``. Each batch's writes (puts, overwrites and deletes, with
+  their vectors) are one atomic engine write: after an error or a crash either the whole
+  batch is stored or none of it (see :mod:`protocol_adapters.langgraph._writes`).
 * **Thread-safety.** Every method may be called from several threads and tasks. Reads run
   concurrently; the write phase of a batch (and TTL refreshes and sweeps) is serialised
   per (store directory, namespace) across every ``T4DMStore`` of the process. A search
@@ -152,9 +152,6 @@ class T4DMStore(BaseStore):
             self._lock = _write_lock(engine, namespace)
             self._reader = ItemReader(engine, namespace)
             self._writer = ItemWriter(engine, namespace)
-            if not engine.read_only:
-                with self._lock:
-                    self._writer.purge_dead()
             interval = (self.ttl_config or {}).get("sweep_interval_minutes")
             if interval:
                 self._sweeper = Sweeper(self.sweep_ttl, interval * 60.0)

@@ -137,16 +137,51 @@ def test_clear_tombstones_keeps_history_and_then_add_starts_over(shared, embeddi
     history.clear()
     assert history.messages == []
     assert shared.get(history.message_id(0), namespace="chat") is None
+    assert shared.edges(history.message_id(0), namespace="chat", direction="both") == []  # links go with it
+    assert shared.edges(history.message_id(1), namespace="chat", direction="both") == []
     past = shared.get(history.message_id(1), namespace="chat", as_of=before_clear)
     assert past is not None and past.text == "old two"
     history.clear()  # clearing an empty session is a no-op
     history.add_messages([HumanMessage("new one")])
     assert history.messages == [HumanMessage("new one")]
-    assert shared.neighbors(history.message_id(0), type="next", namespace="chat") == []
+    assert shared.edges(history.message_id(0), namespace="chat", direction="both") == []
     history.add_messages([AIMessage("new two")])
     assert [m.content for m in history.messages] == ["new one", "new two"]
     nxt = shared.neighbors(history.message_id(0), type="next", namespace="chat")
     assert [n.memory.text for n in nxt] == ["new two"]
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3])
+def test_an_append_and_its_links_are_one_atomic_write(tmp_path, embedding, nth: int) -> None:
+    """The nth WAL write fails, then power is cut: the append is wholly there (with its links,
+    including the one to the earlier tail) or wholly absent, never messages without links."""
+    fs = t4dm_core.FaultInjectingFS()
+    store = t4dm_core.open(tmp_path / "db", dim=DIM, fs=fs, options=t4dm_core.Options(sync="full"))
+    history = T4DMChatMessageHistory("s", store=store, embedding=embedding)
+    history.add_messages([HumanMessage("one")])
+    fs.fail("write", nth)
+    try:
+        history.add_messages([AIMessage("two"), HumanMessage("three")])
+    except t4dm_core.StoreFailedError:
+        failed = True
+    else:
+        failed = False
+    assert failed == (nth == 1)  # the append is a single WAL write
+    fs.clear_faults()
+    store.close()
+    fs.crash()
+    with t4dm_core.open(tmp_path / "db", dim=DIM) as reopened:
+        recovered = T4DMChatMessageHistory("s", store=reopened, embedding=embedding)
+        first = recovered.message_id(0)
+        if failed:
+            assert recovered.messages == [HumanMessage("one")]
+            assert reopened.edges(first, namespace="chat", direction="both") == []
+        else:
+            assert [m.content for m in recovered.messages] == ["one", "two", "three"]
+            chain = reopened.neighbors(first, hops=3, type="next", namespace="chat")
+            assert [n.memory.text for n in chain] == ["two", "three"]
+            back = reopened.neighbors(recovered.message_id(2), hops=3, type="prev", namespace="chat")
+            assert [n.memory.text for n in back] == ["two", "one"]
 
 
 @pytest.mark.parametrize("bad", [

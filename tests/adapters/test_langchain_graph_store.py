@@ -478,6 +478,54 @@ def test_graph_persists_across_reopen(tmp_path, embedding) -> None:
         assert reopened.query("MATCH (m:Movie {id: 'The Matrix'}) RETURN m") == [{"m": props(MATRIX)}]
 
 
+@pytest.mark.parametrize("nth", [1, 2, 3])
+def test_an_import_and_its_edges_are_one_atomic_write(tmp_path, embedding, nth: int) -> None:
+    """The nth WAL write fails, then power is cut: the import is wholly there (records and
+    edges) or wholly absent, never relationship records without their edges."""
+    fs = t4dm_core.FaultInjectingFS()
+    store = t4dm_core.open(tmp_path / "s", dim=DIM, fs=fs, options=t4dm_core.Options(sync="full"))
+    graph = T4DMGraphStore(store=store, embedding=embedding)
+    graph.add_graph_documents([GraphDocument(nodes=[KEANU], relationships=[], source=Document(page_content="k"))])
+    fs.fail("write", nth)
+    try:
+        graph.add_graph_documents(movie_documents())
+    except t4dm_core.StoreFailedError:
+        failed = True
+    else:
+        failed = False
+    assert failed == (nth == 1)  # the import is a single WAL write
+    fs.clear_faults()
+    store.close()
+    fs.crash()
+    with t4dm_core.open(tmp_path / "s", dim=DIM) as reopened:
+        recovered = T4DMGraphStore(store=reopened, embedding=embedding)
+        nodes = recovered.query("MATCH (n) RETURN count(n) AS c")[0]["c"]
+        edges = recovered.query("MATCH (a)-[r]->(b) RETURN count(r) AS c")[0]["c"]
+        records = reopened.find({"_t4dm_kind": "graph_relationship"}, namespace="graph")
+        if failed:
+            assert (nodes, edges, records) == (1, 0, [])
+        else:
+            assert (nodes, edges, len(records)) == (10, 14, 14)
+            assert recovered.get_structured_schema == EXPECTED_SCHEMA
+
+
+def test_deleting_a_node_drops_its_relationships_and_a_reimport_restores_them(graph) -> None:
+    keanu = '["Person", "Keanu Reeves"]'
+    knows = "MATCH (p)-[:KNOWS]->(q) RETURN p.id, q.id ORDER BY p.id"
+    assert graph.store.delete(keanu, namespace="graph") == 1
+    assert graph.store.edges(keanu, namespace="graph", direction="both") == []
+    assert graph.query(knows) == [{"p.id": "Carrie-Anne Moss", "q.id": "Laurence Fishburne"}]
+    assert graph.query("MATCH (m)<-[:ACTED_IN]-(:Person {id: 'Keanu Reeves'}) RETURN m.id") == []
+    graph.add_graph_documents(movie_documents())  # records unchanged, node and edges re-created
+    assert graph.query(knows) == [{"p.id": "Carrie-Anne Moss", "q.id": "Laurence Fishburne"},
+                                  {"p.id": "Keanu Reeves", "q.id": "Carrie-Anne Moss"}]
+    assert graph.query("MATCH (:Person {id: 'Keanu Reeves'})-[r:ACTED_IN]->(m) RETURN m.id, r.roles "
+                       "ORDER BY m.released") == [{"m.id": "The Matrix", "r.roles": ["Neo"]},
+                                                  {"m.id": "The Matrix Reloaded", "r.roles": ["Neo"]},
+                                                  {"m.id": "John Wick", "r.roles": ["John Wick"]}]
+    assert graph.get_structured_schema == EXPECTED_SCHEMA
+
+
 def test_two_graph_stores_on_one_store_share_writes(tmp_path, embedding) -> None:
     with t4dm_core.open(tmp_path / "s", embedder=embedding) as store:
         writer = T4DMGraphStore(store=store, embedding=embedding)

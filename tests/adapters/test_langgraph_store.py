@@ -1,5 +1,5 @@
 """T4DMStore beyond the reference: TTL, persistence, multi-vector fields, index=False, shared
-stores, bad input, crash leftovers, and a real LangGraph graph using it as its store.
+stores, bad input, crash atomicity, and a real LangGraph graph using it as its store.
 
 Everything runs on the real engine (tiny dimensions); time is an injected clock, not sleeps.
 """
@@ -405,34 +405,74 @@ CRASH_SCRIPT = textwrap.dedent("""
     import t4dm_core
     from protocol_adapters.langgraph import T4DMStore
 
+    class DyingFile:
+        def __init__(self, fs, path, real):
+            self.fs, self.path, self.real = fs, path, real
+
+        def write(self, data):
+            if self.fs.mode and os.path.basename(self.path).startswith("wal-"):
+                keep = len(data) // 2 if self.fs.mode == "torn" else len(data)
+                self.real.write(bytes(data)[:keep])
+                os._exit(17)  # the process dies during (torn) or right after (whole) the batch's WAL write
+            self.real.write(data)
+
+        def sync(self):
+            self.real.sync()
+
+        def close(self):
+            self.real.close()
+
+        def tell(self):
+            return self.real.tell()
+
+    class DyingFS(t4dm_core.LocalFS):
+        mode = None
+
+        def create(self, path):
+            return DyingFile(self, path, super().create(path))
+
+        def open_append(self, path):
+            return DyingFile(self, path, super().open_append(path))
+
+    fs = DyingFS()
+    engine = t4dm_core.open(sys.argv[1], dim=6, fs=fs)
     index = {"dims": 6, "embed": DeterministicFakeEmbedding(size=6), "fields": ["facts[*]"]}
-    store = T4DMStore(path=sys.argv[1], index=index)
+    store = T4DMStore(store=engine, index=index)
     store.put(("m",), "a", {"facts": ["one fact", "two fact", "three fact"]})
     store.put(("m",), "gone", {"facts": ["doomed"]})
-
-    def crash(*args, **kwargs):
-        os._exit(17)  # the process dies between the batch's put_many and its delete
-
-    t4dm_core.Store.delete = crash
-    store.batch([PutOp(("m",), "a", {"facts": ["one fact"]}), PutOp(("m",), "gone", None)])
+    fs.mode = sys.argv[2]
+    store.batch([PutOp(("m",), "a", {"facts": ["one fact"]}), PutOp(("m",), "gone", None),
+                 PutOp(("n",), "new", {"facts": ["fresh"]})])
 """)
 
 
-def test_crash_between_put_and_delete_leaves_a_consistent_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["torn", "whole"])
+def test_a_crash_leaves_a_batch_all_or_nothing(tmp_path: Path, mode: str) -> None:
+    """A real process death inside (torn) or right after (whole) the batch's one WAL write:
+    on reopen the batch (an overwrite with fewer vectors, a delete, a put in a new
+    namespace) is entirely absent or entirely present, with no leftover records."""
     path = tmp_path / "s"
-    done = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(path)], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(path), mode], cwd=ROOT, capture_output=True,
                           timeout=120, check=False)
     assert done.returncode == 17, done.stderr.decode()
-    with t4dm_core.open(path, dim=DIMS) as engine:
-        # two surplus vectors of "a", and "gone" with its vector, retired but not yet tombstoned ...
-        assert record_kinds(engine) == ["dead"] * 4 + ["item", "namespace", "vector"]
-    with T4DMStore(path=path, index=index(fields=["facts[*]"])) as store:  # ... purged on open
-        assert store.get(("m",), "gone") is None
-        assert store.get(("m",), "a").value == {"facts": ["one fact"]}
+    with t4dm_core.open(path, dim=DIMS) as engine:  # exactly the records of one state: nothing to clean up
+        expected = {"torn": ["item"] * 2 + ["namespace"] + ["vector"] * 4,
+                    "whole": ["item"] * 2 + ["namespace"] * 2 + ["vector"] * 2}
+        assert record_kinds(engine) == expected[mode]
+    with T4DMStore(path=path, index=index(fields=["facts[*]"])) as store:
         hits = store.search(("m",), query="two fact")
-        assert keys(hits) == ["a"] and hits[0].score == pytest.approx(cosine("two fact", "one fact"), abs=1e-5)
-    with t4dm_core.open(path, dim=DIMS) as engine:
-        assert record_kinds(engine) == ["item", "namespace", "vector"]
+        if mode == "torn":
+            assert store.get(("m",), "a").value == {"facts": ["one fact", "two fact", "three fact"]}
+            assert store.get(("m",), "gone").value == {"facts": ["doomed"]}
+            assert store.get(("n",), "new") is None
+            assert store.list_namespaces() == [("m",)]
+            assert keys(hits) == ["a", "gone"] and hits[0].score == pytest.approx(1.0, abs=1e-5)
+        else:
+            assert store.get(("m",), "a").value == {"facts": ["one fact"]}
+            assert store.get(("m",), "gone") is None
+            assert store.get(("n",), "new").value == {"facts": ["fresh"]}
+            assert store.list_namespaces() == [("m",), ("n",)]
+            assert keys(hits) == ["a"] and hits[0].score == pytest.approx(cosine("two fact", "one fact"), abs=1e-5)
 
 
 # ------------------------------------------------------------- a real graph
