@@ -28,9 +28,11 @@ Contracts:
   listed while it has messages), except that ``delete_message(key, idx)`` takes the
   position in ``get_messages(key, status=None)``: SQLAlchemy's row ids are not visible
   through the interface.
-* **Atomicity and crashes.** Each append, insert, delete and status change is one atomic
-  engine batch. ``set_messages`` is two: the new list is written (after the old one), then
-  the old one is deleted; a crash in between leaves the old messages followed by the new.
+* **Atomicity and crashes.** Every write call is one atomic engine batch (``Store.write``):
+  append, insert, delete, status change, and ``set_messages``, which puts the new list (and
+  the key's marker) and deletes the old messages in the same batch. After a crash a call is
+  visible whole or not at all (durability as the store's ``Options.sync``); a key never
+  shows a mix of its old and new list.
 * **Thread-safety.** Every method may be called from several threads and tasks: the
   read-modify-write of positions is serialised by one lock per engine store (shared by all
   chat stores over that store in this process). Async methods run in a worker thread.
@@ -183,11 +185,12 @@ class _ChatLog:
         return [m.metadata[_KEY] for m in self.store.find({_KIND: "key"}, namespace=self.namespace)]
 
     # -- writes --------------------------------------------------------------
-    def _write(self, key: str, records: list[Memory]) -> None:
+    def _write(self, key: str, records: list[Memory], stale: Sequence[str] = ()) -> None:
+        """One atomic batch: put ``records`` (plus the key's marker if the key is new), delete ``stale`` ids."""
         if not self.has_key(key):
             records = [*records, self._marker(key)]
-        if records:
-            self.store.put_many(records)
+        if records or stale:
+            self.store.write(put=records, delete=stale, namespace=self.namespace)
 
     def append(self, key: str, new: list[Memory]) -> None:
         with self.lock:
@@ -205,16 +208,16 @@ class _ChatLog:
             self._write(key, changed)
 
     def replace(self, key: str, new: list[Memory], *, keep_empty_key: bool) -> None:
-        """Write ``new`` after the current messages, then delete the current ones."""
+        """Put ``new`` and delete the current messages in one atomic batch.
+
+        With an empty ``new`` and ``keep_empty_key=False`` the key itself goes too.
+        """
         with self.lock:
-            current = self.read(key)
-            start = current[-1].metadata[_POS] + 1 if current else 0
+            stale = [m.id for m in self.read(key) if m.id is not None]
             if new or keep_empty_key:
-                self._write(key, [self._placed(r, start + n) for n, r in enumerate(new)])
-            stale = [m.id for m in current if m.id is not None]
-            if not new and not keep_empty_key:
-                stale.append(_marker_id(key))
-            self.store.delete(stale, namespace=self.namespace)
+                self._write(key, [self._placed(r, n) for n, r in enumerate(new)], stale)
+            else:
+                self.store.delete([*stale, _marker_id(key)], namespace=self.namespace)
 
     def delete(self, key: str, records: list[Memory], *, drop_key_when_empty: bool) -> None:
         ids = [m.id for m in records if m.id is not None]

@@ -11,10 +11,20 @@ Storage layout (one engine namespace, default ``"property_graph"``):
   :func:`~protocol_adapters._common.stand_in_vector` and ``_t4dm_unembedded: true``.
 * **Relations** are engine edges ``source -> target`` of type = relation label, plus one
   record memory per relation (id ``_t4dm_rel:<hash of source, label, target>``) holding the
-  relation's properties. A relation is *visible* only when its record is current, its edge
-  exists and both endpoints are current nodes, so a write or delete interrupted between
-  its steps (a crash, a racing writer) never shows a half-made relation; repeating the
-  interrupted call repairs it.
+  relation's properties.
+* **Atomicity.** Every write call is one atomic engine batch (``Store.write``):
+  ``upsert_relations`` puts the missing endpoints and the records and links the edges
+  together; ``delete`` deletes the nodes and the records of their relations (the engine
+  removes every edge of a deleted node in the same batch) and unlinks the edges of the
+  relations deleted by label. After a crash a call is visible whole or not at all.
+* **Visibility.** A relation is *visible* only when its record is current, its edge exists
+  and both endpoints are current nodes. The adapter's own writes keep these together, but
+  the namespace may hold edges that are not relations: the ``co_retrieved`` edges the
+  engine's learning-on-read adds between nodes that ``vector_query`` returns together, and
+  edges or deletions made through the raw ``Store`` or another adapter sharing the
+  namespace (an edge without a record, a record whose edge or endpoint is gone, or graphs
+  written by an older, non-atomic version of this adapter). Those are ignored, and
+  upserting the relation again repairs it.
 
 Semantics, and where they follow which reference store:
 
@@ -41,7 +51,9 @@ Semantics, and where they follow which reference store:
 * ``vector_query`` ranks **entity** nodes that have an embedding by cosine similarity in
   [-1, 1], higher = better (as Neo4j's, which searches ``__Entity__`` nodes only; chunks
   reach a PropertyGraphIndex answer through ``include_text``). ``filters`` mean what they
-  mean for the LlamaIndex vector store adapter (shared :mod:`._filters`).
+  mean for the LlamaIndex vector store adapter (shared :mod:`._filters`). It returns
+  exactly the hits it fetches, so when the engine's search answers it, the engine's
+  learning on read (``Options.learn_on_read``) stays on: those nodes count as retrieved.
 * Returned embeddings are the stored unit-length vectors (cosine is unchanged).
 
 Dimension: taken from ``dim=``, a shared ``store=``, an existing store at ``path=``, or the
@@ -134,7 +146,7 @@ class T4DMPropertyGraphStore(PropertyGraphStore):
         self._closed = False
         self._schema: dict[str, Any] | None = None
         self._handle: StoreHandle | None = None
-        if store is not None or dim is not None or (path is not None and _store_exists(path)):
+        if store is not None or dim is not None or (path is not None and t4dm_core.exists(path)):
             self._handle = StoreHandle(path=path, store=store, dim=dim)
 
     # ------------------------------------------------------------------ lifecycle
@@ -369,8 +381,8 @@ class T4DMPropertyGraphStore(PropertyGraphStore):
         """Add relations (edge + property record); missing endpoints become bare entities.
 
         An already visible relation (same source, label, target) is left as it is, as in
-        both reference stores; within one call the first duplicate wins. Validation and the
-        node/record writes are atomic; the edges follow (see the module docstring).
+        both reference stores; within one call the first duplicate wins. One atomic batch:
+        the missing endpoints, the records and the edges are written together or not at all.
         """
         batch: dict[tuple[str, str, str], Relation] = {}
         for relation in _check_sequence(relations, "relations"):
@@ -388,15 +400,14 @@ class T4DMPropertyGraphStore(PropertyGraphStore):
             memories = [_node_memory(EntityNode(name=i), store.dim, self._namespace, node_id=i)
                         for i in endpoints if reader.node(i) is None]
             memories += [_relation_memory(r, store.dim, self._namespace) for r in new]
-            store.put_many(memories)
-            for r in new:
-                store.link(r.source_id, r.target_id, type=r.label, namespace=self._namespace)
+            store.write(put=memories, link=[Edge(r.source_id, r.target_id, r.label, namespace=self._namespace)
+                                            for r in new])
             self._schema = None
 
     def delete(self, entity_names: list[str] | None = None, relation_names: list[str] | None = None,
                properties: dict | None = None, ids: list[str] | None = None) -> None:
         """Delete the entities named, the nodes with ``ids``, the nodes matching all ``properties``
-        (each with its relations) and the relations labelled ``relation_names``."""
+        (each with its relations) and the relations labelled ``relation_names``, in one atomic batch."""
         _check_properties(properties, "properties")
         names = _check_names(entity_names, "entity_names")
         labels = _check_names(relation_names, "relation_names")
@@ -412,15 +423,14 @@ class T4DMPropertyGraphStore(PropertyGraphStore):
                 doomed.update((_memory_id(m), None) for m in self._match_nodes(store, ids=id_list))
             if properties:
                 doomed.update((_memory_id(m), None) for m in self._match_nodes(store, properties=properties))
-            edges = {(e.src, e.type, e.dst): e for i in doomed
-                     for e in store.edges(i, namespace=self._namespace, direction="both")}
-            if labels:
-                edges.update(((e.src, e.type, e.dst), e) for e in self._relation_edges(store, labels))
-            if not doomed and not edges:
+            edges = [e for i in doomed for e in store.edges(i, namespace=self._namespace, direction="both")]
+            labelled = self._relation_edges(store, labels) if labels else []
+            records = dict.fromkeys(_relation_id(e.src, e.type, e.dst) for e in [*edges, *labelled])
+            if not doomed and not records:
                 return
-            store.delete([*doomed, *(_relation_id(*key) for key in edges)], namespace=self._namespace)
-            for e in edges.values():
-                store.unlink(e.src, e.dst, type=e.type, namespace=self._namespace)
+            # deleting a node removes its edges (engine); unlink only the other labelled relations' edges
+            unlink = [e for e in labelled if e.src not in doomed and e.dst not in doomed]
+            store.write(delete=[*doomed, *records], unlink=unlink, namespace=self._namespace)
             self._schema = None
 
     # ------------------------------------------------------------------ helpers
@@ -629,16 +639,6 @@ def _check_namespace(namespace: object) -> str:
             f"namespace must be a non-empty string of at most 128 characters without control characters, "
             f"got {namespace!r}")
     return namespace
-
-
-def _store_exists(path: str | os.PathLike[str]) -> bool:
-    """Whether a T4DM store already lives at ``path`` (probed read-only, so nothing is created)."""
-    try:
-        probe = t4dm_core.open(path, read_only=True)
-    except InvalidInputError:
-        return False
-    probe.close()
-    return True
 
 
 def _check_sequence(items: object, what: str) -> list[Any]:

@@ -44,6 +44,14 @@ Contracts:
   listed in ``_filters``, a ``node_ids`` restriction, or no ``similarity_top_k`` limit) the
   adapter reads the candidates (``Store.get_many``, or ``Store.find`` with an exact
   prefilter), applies the filters in Python and ranks them exactly by cosine.
+* **Learning on read.** This is a memory store, so a query the engine's vector search
+  answers records the engine's learning writes (``Options.learn_on_read``: access counts,
+  ``co_retrieved`` edges) for the nodes it returns. An MMR query fetches more candidates
+  than it returns: it searches with ``learn=False`` (only the returned nodes may count as
+  retrieved, and the engine cannot be told which those are), so it records no learning,
+  unless ``mmr_prefetch_k`` equals ``similarity_top_k`` (then every candidate is returned).
+  Queries answered by the Python-side scan below read with ``get_many``/``find``, which
+  never learn. Deleting a node also removes its edges (the engine's delete detaches them).
 * **Thread-safety.** Every method may be called from several threads; the async methods
   (``async_add``, ``adelete``, ``adelete_nodes``, ``aget_nodes``, ``aclear``, ``aquery``)
   run the engine call in a worker thread, so the event loop is never blocked.
@@ -110,16 +118,6 @@ def _check_namespace(namespace: object) -> str:
         raise InvalidNamespaceError(f"namespace {namespace!r} is longer than {_MAX_NAMESPACE_LEN} characters "
                                     "or holds control characters")
     return namespace
-
-
-def _store_exists(path: str | os.PathLike[str]) -> bool:
-    """Whether a T4DM store lives at ``path`` (a read-only probe: creates no store)."""
-    try:
-        probe = t4dm_core.open(path, read_only=True)
-    except InvalidInputError:  # "no store at <path>"
-        return False
-    probe.close()
-    return True
 
 
 def _dimension(embedding: object) -> int:
@@ -263,7 +261,7 @@ class T4DMVectorStore(BasePydanticVectorStore):
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
             raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
         self._path = path
-        if store is not None or dim is not None or (path is not None and _store_exists(path)):
+        if store is not None or dim is not None or (path is not None and t4dm_core.exists(path)):
             self._handle = StoreHandle(path=path, store=store, dim=dim)
 
     @classmethod
@@ -393,7 +391,8 @@ class T4DMVectorStore(BasePydanticVectorStore):
             return []
         if plan.node_ids is None and plan.filters.exact and plan.fetch is not None and plan.fetch <= ENGINE_MAX_K:
             hits = store.search(unit, plan.fetch, namespace=self._namespace,
-                                filter=None if engine_filter is True else engine_filter)
+                                filter=None if engine_filter is True else engine_filter,
+                                learn=None if plan.fetch == plan.top_k else False)
             return [(hit.memory, hit.score) for hit in hits]
         if plan.node_ids is not None:
             pool = [m for m in store.get_many(plan.node_ids, namespace=self._namespace)

@@ -25,7 +25,7 @@ from llama_index.core.storage.chat_store.sql import SQLAlchemyChatStore
 import t4dm_core
 from protocol_adapters.llama_index import T4DMChatStore
 from protocol_adapters.llama_index.chat_store import T4DMAsyncChatStore
-from t4dm_core import InvalidInputError, InvalidNamespaceError, StoreClosedError
+from t4dm_core import InvalidInputError, InvalidNamespaceError, StoreClosedError, StoreFailedError
 
 DIM = 8
 
@@ -183,6 +183,33 @@ def test_persistence_across_reopen(tmp_path) -> None:
         assert chat.get_keys() == ["x", "y", "empty"]
         assert {key: chat.get_messages(key) for key in chat.get_keys()} == expected
         assert chat.get_messages("x") == [message(1), message(7), message(2), message(3), message(4)]
+
+
+@pytest.mark.parametrize("failing_write", [1, 2])
+@pytest.mark.parametrize("view", ["base", "async_db"])
+async def test_set_messages_is_one_atomic_batch(tmp_path, view: str, failing_write: int) -> None:
+    """set_messages puts the new list and deletes the old one in ONE WAL write: if that write
+    fails, a power cut leaves exactly the old list; a fault armed for a second write is never hit."""
+    path = tmp_path / "chat"
+    fs = t4dm_core.FaultInjectingFS()
+    engine = t4dm_core.open(path, dim=DIM, fs=fs, options=t4dm_core.Options(sync="full"))
+    chat = T4DMChatStore(store=engine)
+    old, new = [message(n) for n in range(4)], [message(n) for n in range(5, 8)]
+    chat.set_messages("k", old)
+    fs.fail("write", failing_write)
+    replace = chat.aset_messages if view == "base" else chat.as_memory_store().set_messages
+    if failing_write == 1:
+        with pytest.raises(StoreFailedError):
+            await replace("k", new)
+    else:
+        await replace("k", new)
+    engine.close()
+    fs.crash()  # power cut: only what the WAL made durable survives
+    with T4DMChatStore(path) as reopened:
+        assert reopened.get_keys() == ["k"]
+        assert reopened.get_messages("k") == (old if failing_write == 1 else new)
+        assert len(reopened.client.find({"_t4dm_chat_kind": "message"}, namespace="llama_chat")) == \
+            (len(old) if failing_write == 1 else len(new))
 
 
 def test_messages_are_searchable_engine_memories(tmp_path) -> None:

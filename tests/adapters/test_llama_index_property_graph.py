@@ -51,6 +51,7 @@ from t4dm_core import (
     InvalidNamespaceError,
     MetadataError,
     StoreClosedError,
+    StoreFailedError,
     T4DMError,
 )
 
@@ -264,8 +265,8 @@ def test_upsert_semantics_match_simple_store(pg) -> None:
 
 
 def test_half_written_relations_are_invisible_and_repaired_by_upsert(pg) -> None:
-    """An edge without its property record (an interrupted upsert, or an edge another tool
-    linked) and a record without its edge (an interrupted delete) are not relations."""
+    """An edge without its property record (linked by another tool, or written by an older,
+    non-atomic adapter version) and a record without its edge are not relations."""
     work_graph(pg)
     engine = pg.client
     assert engine is not None
@@ -280,6 +281,23 @@ def test_half_written_relations_are_invisible_and_repaired_by_upsert(pg) -> None
                          Relation(label="VISITED", source_id="Logan", target_id="Paris")])
     assert triplet_set(pg.get_triplets(entity_names=["Logan"], relation_names=["WORKS_FOR", "VISITED"])) == {
         ("Logan", "WORKS_FOR", "LlamaIndex", '{"since": 1999}'), ("Logan", "VISITED", "Paris", "{}")}
+
+
+def test_engine_learning_edges_are_not_relations(pg) -> None:
+    """vector_query learns on read: the engine links the entities it returned with
+    ``co_retrieved`` edges. They have no relation record, so no read shows them."""
+    work_graph(pg)
+    nodes, _ = pg.vector_query(VectorStoreQuery(query_embedding=vec(0, 1), similarity_top_k=3))
+    ids = [n.id for n in nodes]
+    engine = pg.client
+    assert engine is not None and ids == ["Logan", "LlamaIndex", "Jerry"]
+    assert any(e.type == "co_retrieved" for i in ids for e in engine.edges(i, namespace=pg.namespace))
+    assert {t[1].label for t in pg.get_triplets(ids=ids)} == {"WORKS_FOR", "LOCATED_IN", "MENTIONS"}
+    assert {t[1].label for t in pg.get_rel_map(nodes, depth=2)} == {"WORKS_FOR", "LOCATED_IN"}
+    assert pg.get_schema()["relation_types"] == ["LOCATED_IN", "MENTIONS", "WORKS_FOR"]
+    pg.delete(ids=["Logan"])  # the engine detaches every edge of a deleted node, learnt ones too
+    assert all("Logan" not in (e.src, e.dst) for i in ids[1:]
+               for e in engine.edges(i, namespace=pg.namespace, direction="both"))
 
 
 def test_replacing_a_node_keeps_its_relations(pg) -> None:
@@ -505,6 +523,70 @@ def test_persistence_across_reopen(tmp_path) -> None:
     second.close()
     with pytest.raises(EmbedderMismatchError, match="dimension"):
         T4DMPropertyGraphStore(path=path, dim=DIM + 1)
+
+
+def raw_graph(engine: t4dm_core.Store, namespace: str) -> tuple[set[str], set[tuple[str, str, str]]]:
+    """Every current memory id and every edge of the namespace, straight from the engine."""
+    ids = {m.id for m in engine.find(namespace=namespace) if m.id is not None}
+    return ids, {(e.src, e.type, e.dst) for i in ids for e in engine.edges(i, namespace=namespace)}
+
+
+def labels_around(store: T4DMPropertyGraphStore, node_ids: Sequence[str]) -> dict[str, set[str]]:
+    return {i: {t[1].label for t in store.get_triplets(ids=[i])} for i in node_ids}
+
+
+ATOMIC_CALLS: dict[str, tuple[Callable[[T4DMPropertyGraphStore], None], dict[str, set[str]]]] = {
+    "upsert_relations": (lambda pg: pg.upsert_relations([
+        Relation(label="VISITED", source_id="Logan", target_id="Rome", properties={"year": 2020}),
+        Relation(label="KNOWS", source_id="Jerry", target_id="Logan")]),
+        {"Logan": {"MENTIONS", "WORKS_FOR", "VISITED", "KNOWS"}, "Rome": {"VISITED"}, "Paris": {"LOCATED_IN"}}),
+    "delete": (lambda pg: pg.delete(ids=["LlamaIndex"], relation_names=["MENTIONS"]),
+               {"Logan": set(), "Rome": set(), "Paris": set()}),
+}
+
+
+@pytest.mark.parametrize("failing_write", [1, 2])
+@pytest.mark.parametrize("operation", sorted(ATOMIC_CALLS))
+def test_writes_are_one_atomic_batch(tmp_path, operation: str, failing_write: int) -> None:
+    """upsert_relations (endpoints + records + edges) and delete (nodes + records + edges) are ONE
+    WAL write each: if it fails, a power cut leaves the graph as before; a fault armed for a
+    second write is never reached, and all of the call survives."""
+    path = tmp_path / "pg"
+    fs = t4dm_core.FaultInjectingFS()
+    engine = t4dm_core.open(path, dim=DIM, fs=fs, options=t4dm_core.Options(sync="full"))
+    pg = T4DMPropertyGraphStore(store=engine)
+    work_graph(pg)
+    before, labels_before = raw_graph(engine, pg.namespace), labels_around(pg, ["Logan", "Rome", "Paris"])
+    call, labels_after = ATOMIC_CALLS[operation]
+    fs.fail("write", failing_write)
+    if failing_write == 1:
+        with pytest.raises(StoreFailedError):
+            call(pg)
+    else:
+        call(pg)
+    after = raw_graph(engine, pg.namespace)
+    assert (after == before) == (failing_write == 1)
+    engine.close()
+    fs.crash()  # power cut: only what the WAL made durable survives
+    with T4DMPropertyGraphStore(path=path) as reopened:
+        assert reopened.client is not None and raw_graph(reopened.client, reopened.namespace) == after
+        assert labels_around(reopened, list(labels_after)) == (labels_before if failing_write == 1 else labels_after)
+    if operation == "delete" and failing_write == 2:  # no edge or record of a deleted relation is left
+        assert after[1] == set() and not any(i.startswith("_t4dm_rel:") for i in after[0])
+
+
+def test_detecting_an_existing_store_opens_it_once_and_creates_nothing(tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with T4DMPropertyGraphStore(path=empty) as pg:  # a directory without a store: waits for a dimension
+        assert pg.client is None
+    assert os.listdir(empty) == []
+    path = tmp_path / "existing"
+    with T4DMPropertyGraphStore(path=path) as pg:
+        work_graph(pg)
+    with T4DMPropertyGraphStore(path=path) as again:
+        assert again.client is not None and len(again.get()) == 6
+    assert not (path / "readers").exists()  # no read-only probe left reader pins behind
 
 
 def test_new_store_waits_for_a_dimension(tmp_path) -> None:

@@ -340,6 +340,37 @@ async def test_mmr_prefetch_limits_the_candidates(vs: T4DMVectorStore) -> None:
         vs.query(q, mmr_prefetch_k=2, mmr_prefetch_factor=2.0)
 
 
+def test_only_queries_returning_what_they_fetch_learn(vs: T4DMVectorStore) -> None:
+    """A plain query records the engine's learning on read for its results; an MMR query that
+    over-fetches records nothing (its unreturned candidates must not count as retrieved)."""
+    vs.add(make_nodes())
+    engine = vs.client
+    assert engine is not None
+
+    def counts() -> dict[str, int]:
+        return {m.id: m.access_count for m in engine.get_many(IDS, namespace=vs.namespace)
+                if m is not None and m.id is not None}
+
+    def co_retrieved() -> set[tuple[str, str]]:
+        return {(e.src, e.dst) for i in IDS for e in engine.edges(i, namespace=vs.namespace)
+                if e.type == "co_retrieved"}
+
+    assert set(counts().values()) == {0} and co_retrieved() == set()
+    plain = query(vs, top_k=2)
+    learnt = {i: int(i in plain.ids) for i in IDS}
+    assert counts() == learnt and co_retrieved() and {i for pair in co_retrieved() for i in pair} == set(plain.ids)
+    edges = co_retrieved()
+    mmr = VectorStoreQuery(query_embedding=Q, similarity_top_k=2, mode=VectorStoreQueryMode.MMR)
+    wide = vs.query(mmr, mmr_threshold=0.0, mmr_prefetch_factor=3)  # 6 candidates, 2 returned
+    assert len(wide.ids) == 2 and counts() == learnt and co_retrieved() == edges
+    exact = vs.query(mmr, mmr_threshold=0.0, mmr_prefetch_k=2)  # returns every candidate it fetched
+    assert counts() == {i: learnt[i] + int(i in exact.ids) for i in IDS}
+    vs.query(VectorStoreQuery(query_embedding=Q, similarity_top_k=2, node_ids=["b", "c"]))  # Python-side scan
+    assert counts() == {i: learnt[i] + int(i in exact.ids) for i in IDS}
+    vs.delete_nodes(node_ids=list(plain.ids))  # deleting a node removes its edges too
+    assert co_retrieved() == set()
+
+
 async def test_unembedded_records_never_appear(vs: T4DMVectorStore, call: Driver) -> None:
     await call(vs, "add", make_nodes())
     ghost = TextNode(text="ghost", id_="ghost", metadata={"rank": "a"})
@@ -487,6 +518,20 @@ def test_persistence_across_reopen(tmp_path) -> None:
         assert [n.node_id for n in again.get_nodes()] == ["a", "b", "e", "f"]
     with pytest.raises(t4dm_core.EmbedderMismatchError):
         T4DMVectorStore(path, dim=3)
+
+
+def test_detecting_an_existing_store_opens_it_once_and_creates_nothing(tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with T4DMVectorStore(empty) as vs:  # a directory without a store: still lazy
+        assert vs.client is None
+    assert os.listdir(empty) == []
+    path = tmp_path / "existing"
+    with T4DMVectorStore(path) as vs:
+        vs.add(make_nodes())
+    with T4DMVectorStore(path) as again:
+        assert again.client is not None and len(again.get_nodes()) == len(SPECS)
+    assert not (path / "readers").exists()  # no read-only probe left reader pins behind
 
 
 def test_explicit_dim_and_shared_store(tmp_path) -> None:
