@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from t4dm_core.consolidation.policy import SleepPolicy
+from t4dm_core.consolidation.report import SleepReport
 from t4dm_core.embedding import CallableEmbedder, Embedder, MiniLMEmbedder
 from t4dm_core.errors import (
     CorruptionError,
@@ -71,6 +73,8 @@ __all__ = [
     "Ranking",
     "ReadOnlyError",
     "SizeTieredPolicy",
+    "SleepPolicy",
+    "SleepReport",
     "StorageError",
     "Store",
     "StoreClosedError",

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -45,6 +46,10 @@ from t4dm_core._validation import (
     normalize_vector,
     to_timestamp,
 )
+from t4dm_core.consolidation.apply import SLEEP_LOG_NAMESPACE, StoreView, log_key, plan_ops
+from t4dm_core.consolidation.plan import plan_namespace
+from t4dm_core.consolidation.policy import SleepPolicy
+from t4dm_core.consolidation.report import SleepReport
 from t4dm_core.embedding import Embedder, resolve_embedder
 from t4dm_core.errors import (
     CorruptionError,
@@ -980,6 +985,90 @@ class Store:
         if as_of is None and (self.options.learn_on_read if learn is None else learn):
             self._learn_from_read(namespace, hits)
         return hits
+
+    # ------------------------------------------------------------ sleep
+    def sleep(self, *, namespaces: Iterable[str] | None = None, policy: SleepPolicy | None = None,
+              background: bool = False,
+              progress: Callable[[str, int, int], None] | None = None) -> SleepReport | Future[SleepReport]:
+        """Consolidate: NREM (replay, κ, STDP, near-duplicate merge), REM (prototypes), PRUNE, then compact.
+
+        Plans each namespace from a snapshot (readers and writers keep going), then applies
+        every change as ONE atomic batch — memories changed since the snapshot are left alone
+        (listed in ``report.skipped``) — and finally merges segments with one manifest switch.
+        Nothing is lost in time: merged and forgotten memories are tombstones, so ``as_of``
+        before the sleep answers as before; ``why_forgotten`` explains PRUNE's decisions.
+        ``progress(phase, done, total)`` is called as namespaces are planned. With
+        ``background=True`` the sleep runs in a thread and a ``Future`` is returned.
+        """
+        self._check_writable()
+        chosen = policy or SleepPolicy()
+        if background:
+            future: Future[SleepReport] = Future()
+
+            def run() -> None:
+                try:
+                    future.set_result(self._sleep(namespaces, chosen, progress))
+                except BaseException as exc:  # delivered to the caller through the future
+                    future.set_exception(exc)
+
+            threading.Thread(target=run, name="t4dm-sleep", daemon=True).start()
+            return future
+        return self._sleep(namespaces, chosen, progress)
+
+    def _sleep(self, namespaces: Iterable[str] | None, policy: SleepPolicy,
+               progress: Callable[[str, int, int], None] | None) -> SleepReport:
+        report = SleepReport()
+        started = time.perf_counter()
+        targets = [check_namespace(ns) for ns in (self.namespaces() if namespaces is None else namespaces)
+                   if ns != SLEEP_LOG_NAMESPACE]
+        now = time.time()
+        plans = []
+        for done, ns in enumerate(targets):
+            if progress is not None:
+                progress("plan", done, len(targets))
+            memories = self.find(namespace=ns)
+            with self._rw.read():
+                edges = {(src, dst, etype): w for m in memories
+                         for src, dst, etype, w in self._graph.edges_of(ns, m.id, "out")  # type: ignore[arg-type]
+                         if self._catalog.current(ns, dst) is not None}
+
+            def near(m: Memory, ns: str = ns) -> list[tuple[str, float]]:
+                assert m.vector is not None  # find() returns current versions with their vectors
+                return [(h.id, h.score) for h in self.search(m.vector, k=4, namespace=ns, mode="vector", learn=False)]
+
+            plans.append(plan_namespace(ns, memories, edges, near, policy, now))
+        if progress is not None:
+            progress("plan", len(targets), len(targets))
+        report.seconds["plan"] = time.perf_counter() - started
+
+        def current_recorded_at(ns: str, mid: str) -> float | None:
+            ref = self._catalog.current(ns, mid)
+            return None if ref is None else ref.recorded_at
+
+        view = StoreView(current_recorded_at, lambda ns, mid: list(self._graph.edges_of(ns, mid, "both")),
+                         self._delete_ops, self.dim)
+        started = time.perf_counter()
+        self._commit(lambda ts: plan_ops(plans, view, ts, report))
+        report.seconds["apply"] = time.perf_counter() - started
+        if policy.compact:
+            started = time.perf_counter()
+            self.flush()
+            report.compacted = self.compact(full=True)
+            report.seconds["compact"] = time.perf_counter() - started
+        return report
+
+    def why_forgotten(self, memory_id: str, *, namespace: str = DEFAULT_NAMESPACE) -> str | None:
+        """Why a sleep forgot (or merged away) this memory, or ``None`` if no sleep did."""
+        key = log_key(check_namespace(namespace), check_id(memory_id))
+        for entry in reversed(self.find({"$or": [{"forgotten": {"$contains": key}}, {"absorbed": {"$contains": key}}]},
+                                        namespace=SLEEP_LOG_NAMESPACE)):
+            reasons = entry.metadata.get("reasons", {})
+            if key in reasons:
+                return f"forgotten by {entry.id}: {reasons[key]}"
+            survivor = next((s for s, vs in entry.metadata.get("merged", {}).items() if key in vs), None)
+            if survivor is not None:
+                return f"merged by {entry.id} into {survivor.split(chr(31), 1)[1]!r} as a near-duplicate"
+        return None
 
     # ------------------------------------------------------------ learning on read
     def _learn_from_read(self, namespace: str, hits: list[Hit]) -> None:
