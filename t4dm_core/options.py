@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from t4dm_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from t4dm_core.consolidation.policy import SleepPolicy
     from t4dm_core.storage.compaction import CompactionPolicy
 
 __all__ = ["Options", "SyncMode"]
@@ -62,6 +63,11 @@ class Options:
             ``reconsolidation_similarity`` with a labile memory becomes a new version of
             that memory instead of a near-duplicate. 0 turns reconsolidation off.
         reconsolidation_similarity: the cosine threshold of reconsolidation.
+        sleep_after_writes: run :meth:`Store.sleep` in the background once this many
+            memory versions were written since the last sleep (0 = never).
+        sleep_when_idle: run it once the store saw no write or search for this many
+            seconds and something was written since the last sleep (0 = never).
+        sleep_policy: the :class:`~t4dm_core.SleepPolicy` scheduled sleeps use (default policy).
     """
 
     sync: SyncMode = "normal"
@@ -82,6 +88,9 @@ class Options:
     hebbian_top: int = 3
     lability_window: float = 300.0
     reconsolidation_similarity: float = 0.9
+    sleep_after_writes: int = 0
+    sleep_when_idle: float = 0.0
+    sleep_policy: SleepPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.sync not in ("normal", "full"):
@@ -93,6 +102,8 @@ class Options:
             raise InvalidInputError("Options.retain_manifests must be >= 2 (fallback needs one spare)")
         if not 0.0 <= self.hebbian_rate <= 1.0:
             raise InvalidInputError("Options.hebbian_rate must be in [0, 1]")
+        if self.sleep_after_writes < 0 or self.sleep_when_idle < 0:
+            raise InvalidInputError("Options.sleep_after_writes and Options.sleep_when_idle must be >= 0")
         if self.hebbian_top < 0 or self.lability_window < 0:
             raise InvalidInputError("Options.hebbian_top and Options.lability_window must be >= 0")
         if not -1.0 <= self.reconsolidation_similarity <= 1.0:

@@ -18,6 +18,7 @@ next acknowledged write, :meth:`Store.flush` or :meth:`Store.close`.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import logging
 import math
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
 from functools import partial
@@ -143,6 +144,11 @@ class Store:
                                                                      options.compaction_size_ratio)
         self._compactor: threading.Thread | None = None
         self._access = AccessLog(options.lability_window)
+        self._writes_since_sleep = 0
+        self._last_activity = time.monotonic()
+        self._sleep_lock = threading.Lock()
+        self._stop_scheduler = threading.Event()
+        self._scheduler: threading.Thread | None = None
         self._inflight_segments: set[str] = set()  # outputs being built; GC must not touch them
         self.background_error: BaseException | None = None
         self._lock: WriterLock | None = None
@@ -160,6 +166,10 @@ class Store:
         except BaseException:
             self._release_files()
             raise
+        if not read_only and (options.sleep_after_writes > 0 or options.sleep_when_idle > 0):
+            self._scheduler = threading.Thread(target=self._run_sleep_scheduler, name="t4dm-sleep-scheduler",
+                                               daemon=True)
+            self._scheduler.start()
 
     # ------------------------------------------------------------------ open
     def _open(self, dim: int | None, embedder: Any) -> None:
@@ -314,6 +324,10 @@ class Store:
         """Make buffered learning writes durable, release the writer lock. Idempotent."""
         if self._closed:
             return
+        self._stop_scheduler.set()
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler is not threading.current_thread():
+            scheduler.join()
         compactor = self._compactor
         if compactor is not None and compactor is not threading.current_thread():
             compactor.join()
@@ -379,6 +393,8 @@ class Store:
                 raise StoreFailedError(f"WAL write failed: {exc}") from exc
             self._next_lsn = first + len(ops)
             self._last_ts = ts
+            self._last_activity = time.monotonic()
+            self._writes_since_sleep += sum(isinstance(op, PutOp | DeleteOp) for op in ops)
             if buffered and len(ops) == 1:  # a single overlay op: one dict update, atomic under the GIL
                 self._apply(first, ts, ops)
             else:
@@ -484,6 +500,42 @@ class Store:
 
         self._commit(build)
         return [p[1] for p in prepared]
+
+    def add_conversation(self, session_id: str, turns: Iterable[tuple[str, str] | Mapping[str, Any]], *,
+                         namespace: str = DEFAULT_NAMESPACE, vectors: Sequence[Any] | None = None,
+                         metadata: Mapping[str, Any] | None = None) -> list[str]:
+        """Append conversation turns to a session as linked memories (one atomic batch).
+
+        ``turns`` are ``(role, text)`` pairs or ``{"role": ..., "content": ...}`` dicts. Turn
+        ``n`` of a session gets id ``f"{session_id}/{n:06d}"`` and metadata ``{"session",
+        "turn", "role"}`` (plus ``metadata``); consecutive turns — including the session's
+        previous last turn — are linked by ``next`` and ``prev`` edges, so context around a
+        retrieved turn is one ``neighbors`` call away. ``vectors`` (one per turn) skip the
+        embedder. Returns the new ids in order.
+        """
+        check_id(session_id)
+        check_namespace(namespace)
+        parsed: list[tuple[str, str]] = []
+        for turn in turns:
+            role, text = (turn.get("role"), turn.get("content")) if isinstance(turn, Mapping) else turn
+            if not isinstance(role, str) or not isinstance(text, str):
+                raise InvalidInputError(f"a turn needs a string role and text, got {turn!r}")
+            parsed.append((role, text))
+        if vectors is not None and len(vectors) != len(parsed):
+            raise InvalidInputError(f"{len(vectors)} vectors for {len(parsed)} turns")
+        with self._write_mutex:  # turn numbers must not race another append to the same session
+            known = [m.metadata.get("turn") for m in self.find({"session": session_id}, namespace=namespace)]
+            start = 1 + max((t for t in known if isinstance(t, int)), default=-1)
+            ids = [f"{session_id}/{start + i:06d}" for i in range(len(parsed))]
+            memories = [Memory(text=text, id=mid, namespace=namespace,
+                               vector=None if vectors is None else vectors[i],
+                               metadata={**(metadata or {}), "session": session_id, "turn": start + i, "role": role})
+                        for i, ((role, text), mid) in enumerate(zip(parsed, ids, strict=True))]
+            chain = ([f"{session_id}/{start - 1:06d}"] if start > 0 and
+                     self._catalog.current(namespace, f"{session_id}/{start - 1:06d}") is not None else []) + ids
+            links = [edge for a, b in itertools.pairwise(chain)
+                     for edge in (Edge(a, b, "next", 1.0, namespace), Edge(b, a, "prev", 1.0, namespace))]
+            return self.write(put=memories, link=links, namespace=namespace)
 
     def _edges_arg(self, edges: Iterable[Edge], what: str) -> list[Edge]:
         out = list(edges)
@@ -982,6 +1034,7 @@ class Store:
             else:
                 ranked = self._fuse(scores, plan, namespace, flt, expand=as_of is None)[:k]
             hits = [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
+        self._last_activity = time.monotonic()
         if as_of is None and (self.options.learn_on_read if learn is None else learn):
             self._learn_from_read(namespace, hits)
         return hits
@@ -1017,6 +1070,32 @@ class Store:
 
     def _sleep(self, namespaces: Iterable[str] | None, policy: SleepPolicy,
                progress: Callable[[str, int, int], None] | None) -> SleepReport:
+        with self._sleep_lock:  # one sleep at a time
+            self._writes_since_sleep = 0
+            report = self._sleep_locked(namespaces, policy, progress)
+            self._writes_since_sleep = max(0, self._writes_since_sleep - report.versions_written)
+            return report
+
+    def _run_sleep_scheduler(self) -> None:
+        """Background trigger of :meth:`sleep` (see ``Options.sleep_after_writes`` / ``sleep_when_idle``)."""
+        o = self.options
+        tick = min(1.0, o.sleep_when_idle / 4) if o.sleep_when_idle > 0 else 1.0
+        while not self._stop_scheduler.wait(tick):
+            pending = self._writes_since_sleep
+            idle = time.monotonic() - self._last_activity
+            due = (o.sleep_after_writes > 0 and pending >= o.sleep_after_writes) or \
+                (o.sleep_when_idle > 0 and pending > 0 and idle >= o.sleep_when_idle)
+            if not due:
+                continue
+            try:
+                self._sleep(None, o.sleep_policy or SleepPolicy(), None)
+            except BaseException as exc:  # reported through background_error and the log
+                self.background_error = exc
+                log.error("t4dm: scheduled sleep failed: %s", str(exc))
+                return
+
+    def _sleep_locked(self, namespaces: Iterable[str] | None, policy: SleepPolicy,
+                      progress: Callable[[str, int, int], None] | None) -> SleepReport:
         report = SleepReport()
         started = time.perf_counter()
         targets = [check_namespace(ns) for ns in (self.namespaces() if namespaces is None else namespaces)
@@ -1048,7 +1127,12 @@ class Store:
         view = StoreView(current_recorded_at, lambda ns, mid: list(self._graph.edges_of(ns, mid, "both")),
                          self._delete_ops, self.dim)
         started = time.perf_counter()
-        self._commit(lambda ts: plan_ops(plans, view, ts, report))
+        def build(ts: float) -> list[Op]:
+            ops = plan_ops(plans, view, ts, report)
+            report.versions_written = sum(isinstance(op, PutOp | DeleteOp) for op in ops)
+            return ops
+
+        self._commit(build)
         report.seconds["apply"] = time.perf_counter() - started
         if policy.compact:
             started = time.perf_counter()

@@ -11,7 +11,8 @@ EXPECTED = {
     "CallableEmbedder", "CompactionPolicy", "CorruptionError", "DimensionMismatchError", "DuplicateIdError",
     "Edge", "Embedder", "EmbedderMismatchError", "FaultInjectingFS", "FileSystem", "FilterError",
     "FormatVersionError", "Hit", "InvalidInputError", "InvalidNamespaceError", "InvalidVectorError",
-    "LocalFS", "Memory", "MemoryNotFoundError", "MetadataError", "MiniLMEmbedder", "Neighbor", "Options", "Ranking", "SleepPolicy", "SleepReport",
+    "LocalFS", "Memory", "MemoryNotFoundError", "MetadataError", "MiniLMEmbedder", "Neighbor", "Options", "Ranking",
+    "SleepPolicy", "SleepReport",
     "ReadOnlyError", "SizeTieredPolicy", "StorageError", "Store", "StoreClosedError", "StoreFailedError",
     "StoreLockedError", "T4DMError", "__version__", "exists", "open",
 }

@@ -134,3 +134,42 @@ def test_background_sleep_and_log_namespace(store) -> None:
 def test_bad_policies_raise(bad) -> None:
     with pytest.raises(t4dm_core.InvalidInputError):
         SleepPolicy(**bad)
+
+
+def test_scheduler_sleeps_after_writes_and_when_idle(tmp_path) -> None:
+    dup = [Memory(text="same", id=f"s{i}", vector=basis(0)) for i in range(3)]
+    opts = Options(learn_on_read=False, sleep_after_writes=3, sleep_policy=no_prune_no_rem(compact=False))
+    with t4dm_core.open(tmp_path / "a", dim=DIM, options=opts) as s:
+        s.put_many(dup)
+        deadline = time.time() + 20
+        while time.time() < deadline and s.get("s1") is not None:
+            time.sleep(0.05)
+        assert s.get("s1") is None and s.get("s2") is None and s.get("s0") is not None
+        assert s.background_error is None
+    idle = Options(learn_on_read=False, sleep_when_idle=0.3, sleep_policy=no_prune_no_rem(compact=False))
+    with t4dm_core.open(tmp_path / "b", dim=DIM, options=idle) as s:
+        s.put_many(dup)
+        deadline = time.time() + 20
+        while time.time() < deadline and not s.find(namespace="_t4dm_sleep"):
+            time.sleep(0.05)
+        assert len(s.find(namespace="_t4dm_sleep")) == 1
+        time.sleep(1.0)
+        assert len(s.find(namespace="_t4dm_sleep")) == 1  # its own writes do not trigger another sleep
+
+
+def test_conversation_ingestion_links_turns_in_order(store) -> None:
+    turns = [("user", "I moved to Lisbon last month"), ("assistant", "Nice! How do you like it?"),
+             ("user", "Love it, but I miss snow")]
+    ids = store.add_conversation("sess-1", turns, vectors=[basis(i) for i in range(3)])
+    assert ids == ["sess-1/000000", "sess-1/000001", "sess-1/000002"]
+    first = store.get(ids[0])
+    assert first.text == "I moved to Lisbon last month"
+    assert first.metadata == {"session": "sess-1", "turn": 0, "role": "user"}
+    assert [n.memory.id for n in store.neighbors(ids[1], type="next")] == [ids[2]]
+    assert [n.memory.id for n in store.neighbors(ids[1], type="prev")] == [ids[0]]
+    more = store.add_conversation("sess-1", [("assistant", "Snow is overrated")], vectors=[basis(4)])
+    assert more == ["sess-1/000003"]
+    assert [n.memory.id for n in store.neighbors(ids[2], type="next")] == more
+    with pytest.raises(t4dm_core.InvalidInputError):
+        store.add_conversation("sess-1", [("user", 42)], vectors=[basis(5)])
+    assert len(store.find({"session": "sess-1"})) == 4

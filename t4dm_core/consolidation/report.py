@@ -22,6 +22,7 @@ class SleepReport:
         compacted: whether segments were merged afterwards.
         seconds: wall time per phase ("plan", "apply", "compact").
         sleep_id: id of the sleep-log record (namespace ``_t4dm_sleep``), ``None`` if nothing changed.
+        versions_written: memory versions (puts and tombstones) the sleep's batch wrote.
     """
 
     replayed: int = 0
@@ -35,3 +36,4 @@ class SleepReport:
     compacted: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     sleep_id: str | None = None
+    versions_written: int = 0
