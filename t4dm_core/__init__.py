@@ -38,6 +38,7 @@ from t4dm_core.errors import (
     StoreLockedError,
     T4DMError,
 )
+from t4dm_core.learning.gate import GateDecision, WriteGate
 from t4dm_core.options import Options
 from t4dm_core.ranking import Ranking
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy
@@ -59,6 +60,7 @@ __all__ = [
     "FileSystem",
     "FilterError",
     "FormatVersionError",
+    "GateDecision",
     "Hit",
     "InvalidInputError",
     "InvalidNamespaceError",
@@ -81,6 +83,7 @@ __all__ = [
     "StoreFailedError",
     "StoreLockedError",
     "T4DMError",
+    "WriteGate",
     "__version__",
     "exists",
     "open",

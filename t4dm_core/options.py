@@ -9,6 +9,7 @@ from t4dm_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from t4dm_core.consolidation.policy import SleepPolicy
+    from t4dm_core.learning.gate import WriteGate
     from t4dm_core.storage.compaction import CompactionPolicy
 
 __all__ = ["Options", "SyncMode"]
@@ -68,6 +69,14 @@ class Options:
         sleep_when_idle: run it once the store saw no write or search for this many
             seconds and something was written since the last sleep (0 = never).
         sleep_policy: the :class:`~t4dm_core.SleepPolicy` scheduled sleeps use (default policy).
+        write_gate: the :class:`~t4dm_core.WriteGate` used by :meth:`Store.offer`.
+        completion_patterns: at most this many memories per namespace (the most important,
+            consolidated ones first) form the Hopfield pattern set of ``search(complete=True)``.
+        completion_keyer: complete in the sparse DG-key space (pattern separation) rather
+            than on the dense vectors. Off by default: on random partial cues the sparse keys
+            lost information (tests/test_gate_and_completion.py measures both).
+        completion_beta: inverse temperature of the Hopfield update (higher = snaps harder
+            to the single nearest pattern).
     """
 
     sync: SyncMode = "normal"
@@ -91,6 +100,10 @@ class Options:
     sleep_after_writes: int = 0
     sleep_when_idle: float = 0.0
     sleep_policy: SleepPolicy | None = None
+    write_gate: WriteGate | None = None
+    completion_patterns: int = 4096
+    completion_keyer: bool = False
+    completion_beta: float = 20.0
 
     def __post_init__(self) -> None:
         if self.sync not in ("normal", "full"):

@@ -17,6 +17,7 @@ next acknowledged write, :meth:`Store.flush` or :meth:`Store.close`.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import json
@@ -69,6 +70,8 @@ from t4dm_core.graph.adjacency import EdgeGraph
 from t4dm_core.index.exact import top_k_exact
 from t4dm_core.index.lexical import tokenize
 from t4dm_core.learning.access import AccessLog, co_retrieval_pairs
+from t4dm_core.learning.completion import DGKeyer, HopfieldCompleter
+from t4dm_core.learning.gate import GateDecision, GateStats, WriteGate
 from t4dm_core.options import Options
 from t4dm_core.ranking import LEXICAL_ONLY, VECTOR_ONLY, Ranking, lexical_top_k, reciprocal_rank_fusion
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
@@ -145,6 +148,8 @@ class Store:
         self._compactor: threading.Thread | None = None
         self._access = AccessLog(options.lability_window)
         self._writes_since_sleep = 0
+        self._gate_stats = GateStats()
+        self._completers: dict[str, HopfieldCompleter] = {}
         self._last_activity = time.monotonic()
         self._sleep_lock = threading.Lock()
         self._stop_scheduler = threading.Event()
@@ -985,7 +990,7 @@ class Store:
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
                as_of: AsOf = None, ef: int | None = None, mode: str | None = None,
-               ranking: Ranking | None = None, learn: bool | None = None) -> list[Hit]:
+               ranking: Ranking | None = None, learn: bool | None = None, complete: bool = False) -> list[Hit]:
         """Top-``k`` current memories of ``namespace`` for ``query`` (higher score = better).
 
         ``query`` is text or a vector. ``mode`` picks the ranking:
@@ -1003,7 +1008,10 @@ class Store:
         ``filter`` is a metadata filter (see :mod:`t4dm_core.filters`); ``as_of`` searches
         what the store believed at a past time (exact scoring; no graph expansion); ``ef``
         overrides the HNSW beam width. ``learn`` overrides ``Options.learn_on_read`` for this
-        call (``as_of`` searches never learn).
+        call (``as_of`` searches never learn). ``complete=True`` first completes the query
+        vector against the namespace's stored patterns (DG keyer + modern Hopfield, see
+        :mod:`t4dm_core.learning.completion`), which helps partial or noisy cues; the pattern
+        set is a snapshot taken at first use after opening and after each sleep.
         """
         self._check_open()
         check_namespace(namespace)
@@ -1012,6 +1020,10 @@ class Store:
         plan = _resolve_ranking(mode, ranking, query)
         flt = compile_filter(filter)
         qvec = self._query_vector(query) if plan.vector > 0 else None
+        if complete:
+            if qvec is None:
+                raise InvalidInputError("complete=True completes the query vector; it needs vector ranking")
+            qvec = self._completer(namespace).complete(qvec)
         valid_t, tx_t = _parse_as_of(as_of)
         single = plan.single_signal
         depth = k if single is not None else min(MAX_K, max(3 * k, HYBRID_MIN_DEPTH))
@@ -1133,6 +1145,7 @@ class Store:
             return ops
 
         self._commit(build)
+        self._completers.clear()  # completion patterns are refreshed by sleep
         report.seconds["apply"] = time.perf_counter() - started
         if policy.compact:
             started = time.perf_counter()
@@ -1153,6 +1166,50 @@ class Store:
             if survivor is not None:
                 return f"merged by {entry.id} into {survivor.split(chr(31), 1)[1]!r} as a near-duplicate"
         return None
+
+    # ------------------------------------------------------------ write gate and completion
+    def offer(self, memory: Memory, *, surprise: float = 0.0, reward: float = 0.0, label: bool | None = None,
+              gate: WriteGate | None = None) -> GateDecision:
+        """Write ``memory`` only if the write gate admits it (see :mod:`t4dm_core.learning.gate`).
+
+        ``surprise`` and ``reward`` are caller signals in [0, 1]; novelty is measured against
+        the memory's namespace; a pinned memory is always written. ``label`` (whether the
+        memory *should* be kept) feeds the precision/recall telemetry of :meth:`gate_stats`.
+        """
+        for name, value in (("surprise", surprise), ("reward", reward)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}")
+        if not isinstance(memory, Memory):
+            raise InvalidInputError(f"expected a Memory, got {type(memory).__name__}")
+        vector = self._vectors_for([memory])[0]
+        best = self.search(vector, k=1, namespace=check_namespace(memory.namespace), mode="vector", learn=False)
+        novelty = 1.0 if not best else min(1.0, max(0.0, 1.0 - best[0].score))
+        chosen = gate or self.options.write_gate or WriteGate()
+        score = chosen.score(surprise=surprise, novelty=novelty, reward=reward, pinned=memory.pinned)
+        written_id = None
+        if memory.pinned or score >= chosen.tau:
+            written_id = self.put(dataclasses.replace(memory, vector=vector))
+        decision = GateDecision(written_id is not None, score, novelty, float(surprise), float(reward),
+                                memory.pinned, written_id)
+        self._gate_stats.record(decision, len((memory.text or "").split()), label)
+        return decision
+
+    def gate_stats(self) -> dict[str, float | int | None]:
+        """Write-gate telemetry since open: offers, writes, writes per 1k tokens, precision, recall."""
+        return self._gate_stats.snapshot()
+
+    def _completer(self, namespace: str) -> HopfieldCompleter:
+        completer = self._completers.get(namespace)
+        if completer is None:
+            o = self.options
+            memories = sorted(self.find(namespace=namespace),
+                              key=lambda m: (-(m.kappa or 0.0), -(m.importance or 0.0)))[: o.completion_patterns]
+            vectors = [m.vector for m in memories if m.vector is not None]
+            patterns = np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+            keyer = DGKeyer(self.dim) if o.completion_keyer else None
+            completer = HopfieldCompleter(patterns, beta=o.completion_beta, keyer=keyer)
+            self._completers[namespace] = completer
+        return completer
 
     # ------------------------------------------------------------ learning on read
     def _learn_from_read(self, namespace: str, hits: list[Hit]) -> None:
