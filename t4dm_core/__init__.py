@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from t4dm_core.consolidation.policy import SleepPolicy
+from t4dm_core.consolidation.report import SleepReport
 from t4dm_core.embedding import CallableEmbedder, Embedder, MiniLMEmbedder
 from t4dm_core.errors import (
     CorruptionError,
@@ -36,6 +38,7 @@ from t4dm_core.errors import (
     StoreLockedError,
     T4DMError,
 )
+from t4dm_core.learning.gate import GateDecision, WriteGate
 from t4dm_core.options import Options
 from t4dm_core.ranking import Ranking
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy
@@ -57,6 +60,7 @@ __all__ = [
     "FileSystem",
     "FilterError",
     "FormatVersionError",
+    "GateDecision",
     "Hit",
     "InvalidInputError",
     "InvalidNamespaceError",
@@ -71,12 +75,15 @@ __all__ = [
     "Ranking",
     "ReadOnlyError",
     "SizeTieredPolicy",
+    "SleepPolicy",
+    "SleepReport",
     "StorageError",
     "Store",
     "StoreClosedError",
     "StoreFailedError",
     "StoreLockedError",
     "T4DMError",
+    "WriteGate",
     "__version__",
     "exists",
     "open",

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Literal
 from t4dm_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from t4dm_core.consolidation.policy import SleepPolicy
+    from t4dm_core.learning.gate import WriteGate
     from t4dm_core.storage.compaction import CompactionPolicy
 
 __all__ = ["Options", "SyncMode"]
@@ -62,6 +64,19 @@ class Options:
             ``reconsolidation_similarity`` with a labile memory becomes a new version of
             that memory instead of a near-duplicate. 0 turns reconsolidation off.
         reconsolidation_similarity: the cosine threshold of reconsolidation.
+        sleep_after_writes: run :meth:`Store.sleep` in the background once this many
+            memory versions were written since the last sleep (0 = never).
+        sleep_when_idle: run it once the store saw no write or search for this many
+            seconds and something was written since the last sleep (0 = never).
+        sleep_policy: the :class:`~t4dm_core.SleepPolicy` scheduled sleeps use (default policy).
+        write_gate: the :class:`~t4dm_core.WriteGate` used by :meth:`Store.offer`.
+        completion_patterns: at most this many memories per namespace (the most important,
+            consolidated ones first) form the Hopfield pattern set of ``search(complete=True)``.
+        completion_keyer: complete in the sparse DG-key space (pattern separation) rather
+            than on the dense vectors. Off by default: on random partial cues the sparse keys
+            lost information (tests/test_gate_and_completion.py measures both).
+        completion_beta: inverse temperature of the Hopfield update (higher = snaps harder
+            to the single nearest pattern).
     """
 
     sync: SyncMode = "normal"
@@ -82,6 +97,13 @@ class Options:
     hebbian_top: int = 3
     lability_window: float = 300.0
     reconsolidation_similarity: float = 0.9
+    sleep_after_writes: int = 0
+    sleep_when_idle: float = 0.0
+    sleep_policy: SleepPolicy | None = None
+    write_gate: WriteGate | None = None
+    completion_patterns: int = 4096
+    completion_keyer: bool = False
+    completion_beta: float = 20.0
 
     def __post_init__(self) -> None:
         if self.sync not in ("normal", "full"):
@@ -93,6 +115,8 @@ class Options:
             raise InvalidInputError("Options.retain_manifests must be >= 2 (fallback needs one spare)")
         if not 0.0 <= self.hebbian_rate <= 1.0:
             raise InvalidInputError("Options.hebbian_rate must be in [0, 1]")
+        if self.sleep_after_writes < 0 or self.sleep_when_idle < 0:
+            raise InvalidInputError("Options.sleep_after_writes and Options.sleep_when_idle must be >= 0")
         if self.hebbian_top < 0 or self.lability_window < 0:
             raise InvalidInputError("Options.hebbian_top and Options.lability_window must be >= 0")
         if not -1.0 <= self.reconsolidation_similarity <= 1.0:

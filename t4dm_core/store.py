@@ -17,7 +17,9 @@ next acknowledged write, :meth:`Store.flush` or :meth:`Store.close`.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import itertools
 import json
 import logging
 import math
@@ -27,8 +29,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -45,6 +48,10 @@ from t4dm_core._validation import (
     normalize_vector,
     to_timestamp,
 )
+from t4dm_core.consolidation.apply import SLEEP_LOG_NAMESPACE, StoreView, log_key, plan_ops
+from t4dm_core.consolidation.plan import plan_namespace
+from t4dm_core.consolidation.policy import SleepPolicy
+from t4dm_core.consolidation.report import SleepReport
 from t4dm_core.embedding import Embedder, resolve_embedder
 from t4dm_core.errors import (
     CorruptionError,
@@ -63,6 +70,8 @@ from t4dm_core.graph.adjacency import EdgeGraph
 from t4dm_core.index.exact import top_k_exact
 from t4dm_core.index.lexical import tokenize
 from t4dm_core.learning.access import AccessLog, co_retrieval_pairs
+from t4dm_core.learning.completion import DGKeyer, HopfieldCompleter
+from t4dm_core.learning.gate import GateDecision, GateStats, WriteGate
 from t4dm_core.options import Options
 from t4dm_core.ranking import LEXICAL_ONLY, VECTOR_ONLY, Ranking, lexical_top_k, reciprocal_rank_fusion
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
@@ -138,6 +147,13 @@ class Store:
                                                                      options.compaction_size_ratio)
         self._compactor: threading.Thread | None = None
         self._access = AccessLog(options.lability_window)
+        self._writes_since_sleep = 0
+        self._gate_stats = GateStats()
+        self._completers: dict[str, HopfieldCompleter] = {}
+        self._last_activity = time.monotonic()
+        self._sleep_lock = threading.Lock()
+        self._stop_scheduler = threading.Event()
+        self._scheduler: threading.Thread | None = None
         self._inflight_segments: set[str] = set()  # outputs being built; GC must not touch them
         self.background_error: BaseException | None = None
         self._lock: WriterLock | None = None
@@ -155,6 +171,10 @@ class Store:
         except BaseException:
             self._release_files()
             raise
+        if not read_only and (options.sleep_after_writes > 0 or options.sleep_when_idle > 0):
+            self._scheduler = threading.Thread(target=self._run_sleep_scheduler, name="t4dm-sleep-scheduler",
+                                               daemon=True)
+            self._scheduler.start()
 
     # ------------------------------------------------------------------ open
     def _open(self, dim: int | None, embedder: Any) -> None:
@@ -309,6 +329,10 @@ class Store:
         """Make buffered learning writes durable, release the writer lock. Idempotent."""
         if self._closed:
             return
+        self._stop_scheduler.set()
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler is not threading.current_thread():
+            scheduler.join()
         compactor = self._compactor
         if compactor is not None and compactor is not threading.current_thread():
             compactor.join()
@@ -374,6 +398,8 @@ class Store:
                 raise StoreFailedError(f"WAL write failed: {exc}") from exc
             self._next_lsn = first + len(ops)
             self._last_ts = ts
+            self._last_activity = time.monotonic()
+            self._writes_since_sleep += sum(isinstance(op, PutOp | DeleteOp) for op in ops)
             if buffered and len(ops) == 1:  # a single overlay op: one dict update, atomic under the GIL
                 self._apply(first, ts, ops)
             else:
@@ -479,6 +505,42 @@ class Store:
 
         self._commit(build)
         return [p[1] for p in prepared]
+
+    def add_conversation(self, session_id: str, turns: Iterable[tuple[str, str] | Mapping[str, Any]], *,
+                         namespace: str = DEFAULT_NAMESPACE, vectors: Sequence[Any] | None = None,
+                         metadata: Mapping[str, Any] | None = None) -> list[str]:
+        """Append conversation turns to a session as linked memories (one atomic batch).
+
+        ``turns`` are ``(role, text)`` pairs or ``{"role": ..., "content": ...}`` dicts. Turn
+        ``n`` of a session gets id ``f"{session_id}/{n:06d}"`` and metadata ``{"session",
+        "turn", "role"}`` (plus ``metadata``); consecutive turns — including the session's
+        previous last turn — are linked by ``next`` and ``prev`` edges, so context around a
+        retrieved turn is one ``neighbors`` call away. ``vectors`` (one per turn) skip the
+        embedder. Returns the new ids in order.
+        """
+        check_id(session_id)
+        check_namespace(namespace)
+        parsed: list[tuple[str, str]] = []
+        for turn in turns:
+            role, text = (turn.get("role"), turn.get("content")) if isinstance(turn, Mapping) else turn
+            if not isinstance(role, str) or not isinstance(text, str):
+                raise InvalidInputError(f"a turn needs a string role and text, got {turn!r}")
+            parsed.append((role, text))
+        if vectors is not None and len(vectors) != len(parsed):
+            raise InvalidInputError(f"{len(vectors)} vectors for {len(parsed)} turns")
+        with self._write_mutex:  # turn numbers must not race another append to the same session
+            known = [m.metadata.get("turn") for m in self.find({"session": session_id}, namespace=namespace)]
+            start = 1 + max((t for t in known if isinstance(t, int)), default=-1)
+            ids = [f"{session_id}/{start + i:06d}" for i in range(len(parsed))]
+            memories = [Memory(text=text, id=mid, namespace=namespace,
+                               vector=None if vectors is None else vectors[i],
+                               metadata={**(metadata or {}), "session": session_id, "turn": start + i, "role": role})
+                        for i, ((role, text), mid) in enumerate(zip(parsed, ids, strict=True))]
+            chain = ([f"{session_id}/{start - 1:06d}"] if start > 0 and
+                     self._catalog.current(namespace, f"{session_id}/{start - 1:06d}") is not None else []) + ids
+            links = [edge for a, b in itertools.pairwise(chain)
+                     for edge in (Edge(a, b, "next", 1.0, namespace), Edge(b, a, "prev", 1.0, namespace))]
+            return self.write(put=memories, link=links, namespace=namespace)
 
     def _edges_arg(self, edges: Iterable[Edge], what: str) -> list[Edge]:
         out = list(edges)
@@ -928,7 +990,7 @@ class Store:
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
                as_of: AsOf = None, ef: int | None = None, mode: str | None = None,
-               ranking: Ranking | None = None, learn: bool | None = None) -> list[Hit]:
+               ranking: Ranking | None = None, learn: bool | None = None, complete: bool = False) -> list[Hit]:
         """Top-``k`` current memories of ``namespace`` for ``query`` (higher score = better).
 
         ``query`` is text or a vector. ``mode`` picks the ranking:
@@ -946,7 +1008,10 @@ class Store:
         ``filter`` is a metadata filter (see :mod:`t4dm_core.filters`); ``as_of`` searches
         what the store believed at a past time (exact scoring; no graph expansion); ``ef``
         overrides the HNSW beam width. ``learn`` overrides ``Options.learn_on_read`` for this
-        call (``as_of`` searches never learn).
+        call (``as_of`` searches never learn). ``complete=True`` first completes the query
+        vector against the namespace's stored patterns (DG keyer + modern Hopfield, see
+        :mod:`t4dm_core.learning.completion`), which helps partial or noisy cues; the pattern
+        set is a snapshot taken at first use after opening and after each sleep.
         """
         self._check_open()
         check_namespace(namespace)
@@ -955,6 +1020,10 @@ class Store:
         plan = _resolve_ranking(mode, ranking, query)
         flt = compile_filter(filter)
         qvec = self._query_vector(query) if plan.vector > 0 else None
+        if complete:
+            if qvec is None:
+                raise InvalidInputError("complete=True completes the query vector; it needs vector ranking")
+            qvec = self._completer(namespace).complete(qvec)
         valid_t, tx_t = _parse_as_of(as_of)
         single = plan.single_signal
         depth = k if single is not None else min(MAX_K, max(3 * k, HYBRID_MIN_DEPTH))
@@ -977,9 +1046,170 @@ class Store:
             else:
                 ranked = self._fuse(scores, plan, namespace, flt, expand=as_of is None)[:k]
             hits = [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
+        self._last_activity = time.monotonic()
         if as_of is None and (self.options.learn_on_read if learn is None else learn):
             self._learn_from_read(namespace, hits)
         return hits
+
+    # ------------------------------------------------------------ sleep
+    def sleep(self, *, namespaces: Iterable[str] | None = None, policy: SleepPolicy | None = None,
+              background: bool = False,
+              progress: Callable[[str, int, int], None] | None = None) -> SleepReport | Future[SleepReport]:
+        """Consolidate: NREM (replay, κ, STDP, near-duplicate merge), REM (prototypes), PRUNE, then compact.
+
+        Plans each namespace from a snapshot (readers and writers keep going), then applies
+        every change as ONE atomic batch — memories changed since the snapshot are left alone
+        (listed in ``report.skipped``) — and finally merges segments with one manifest switch.
+        Nothing is lost in time: merged and forgotten memories are tombstones, so ``as_of``
+        before the sleep answers as before; ``why_forgotten`` explains PRUNE's decisions.
+        ``progress(phase, done, total)`` is called as namespaces are planned. With
+        ``background=True`` the sleep runs in a thread and a ``Future`` is returned.
+        """
+        self._check_writable()
+        chosen = policy or SleepPolicy()
+        if background:
+            future: Future[SleepReport] = Future()
+
+            def run() -> None:
+                try:
+                    future.set_result(self._sleep(namespaces, chosen, progress))
+                except BaseException as exc:  # delivered to the caller through the future
+                    future.set_exception(exc)
+
+            threading.Thread(target=run, name="t4dm-sleep", daemon=True).start()
+            return future
+        return self._sleep(namespaces, chosen, progress)
+
+    def _sleep(self, namespaces: Iterable[str] | None, policy: SleepPolicy,
+               progress: Callable[[str, int, int], None] | None) -> SleepReport:
+        with self._sleep_lock:  # one sleep at a time
+            self._writes_since_sleep = 0
+            report = self._sleep_locked(namespaces, policy, progress)
+            self._writes_since_sleep = max(0, self._writes_since_sleep - report.versions_written)
+            return report
+
+    def _run_sleep_scheduler(self) -> None:
+        """Background trigger of :meth:`sleep` (see ``Options.sleep_after_writes`` / ``sleep_when_idle``)."""
+        o = self.options
+        tick = min(1.0, o.sleep_when_idle / 4) if o.sleep_when_idle > 0 else 1.0
+        while not self._stop_scheduler.wait(tick):
+            pending = self._writes_since_sleep
+            idle = time.monotonic() - self._last_activity
+            due = (o.sleep_after_writes > 0 and pending >= o.sleep_after_writes) or \
+                (o.sleep_when_idle > 0 and pending > 0 and idle >= o.sleep_when_idle)
+            if not due:
+                continue
+            try:
+                self._sleep(None, o.sleep_policy or SleepPolicy(), None)
+            except BaseException as exc:  # reported through background_error and the log
+                self.background_error = exc
+                log.error("t4dm: scheduled sleep failed: %s", str(exc))
+                return
+
+    def _sleep_locked(self, namespaces: Iterable[str] | None, policy: SleepPolicy,
+                      progress: Callable[[str, int, int], None] | None) -> SleepReport:
+        report = SleepReport()
+        started = time.perf_counter()
+        targets = [check_namespace(ns) for ns in (self.namespaces() if namespaces is None else namespaces)
+                   if ns != SLEEP_LOG_NAMESPACE]
+        now = time.time()
+        plans = []
+        for done, ns in enumerate(targets):
+            if progress is not None:
+                progress("plan", done, len(targets))
+            memories = self.find(namespace=ns)
+            with self._rw.read():
+                edges = {(src, dst, etype): w for m in memories
+                         for src, dst, etype, w in self._graph.edges_of(ns, m.id, "out")  # type: ignore[arg-type]
+                         if self._catalog.current(ns, dst) is not None}
+
+            def near(m: Memory, ns: str = ns) -> list[tuple[str, float]]:
+                assert m.vector is not None  # find() returns current versions with their vectors
+                return [(h.id, h.score) for h in self.search(m.vector, k=4, namespace=ns, mode="vector", learn=False)]
+
+            plans.append(plan_namespace(ns, memories, edges, near, policy, now))
+        if progress is not None:
+            progress("plan", len(targets), len(targets))
+        report.seconds["plan"] = time.perf_counter() - started
+
+        def current_recorded_at(ns: str, mid: str) -> float | None:
+            ref = self._catalog.current(ns, mid)
+            return None if ref is None else ref.recorded_at
+
+        view = StoreView(current_recorded_at, lambda ns, mid: list(self._graph.edges_of(ns, mid, "both")),
+                         self._delete_ops, self.dim)
+        started = time.perf_counter()
+        def build(ts: float) -> list[Op]:
+            ops = plan_ops(plans, view, ts, report)
+            report.versions_written = sum(isinstance(op, PutOp | DeleteOp) for op in ops)
+            return ops
+
+        self._commit(build)
+        self._completers.clear()  # completion patterns are refreshed by sleep
+        report.seconds["apply"] = time.perf_counter() - started
+        if policy.compact:
+            started = time.perf_counter()
+            self.flush()
+            report.compacted = self.compact(full=True)
+            report.seconds["compact"] = time.perf_counter() - started
+        return report
+
+    def why_forgotten(self, memory_id: str, *, namespace: str = DEFAULT_NAMESPACE) -> str | None:
+        """Why a sleep forgot (or merged away) this memory, or ``None`` if no sleep did."""
+        key = log_key(check_namespace(namespace), check_id(memory_id))
+        for entry in reversed(self.find({"$or": [{"forgotten": {"$contains": key}}, {"absorbed": {"$contains": key}}]},
+                                        namespace=SLEEP_LOG_NAMESPACE)):
+            reasons = entry.metadata.get("reasons", {})
+            if key in reasons:
+                return f"forgotten by {entry.id}: {reasons[key]}"
+            survivor = next((s for s, vs in entry.metadata.get("merged", {}).items() if key in vs), None)
+            if survivor is not None:
+                return f"merged by {entry.id} into {survivor.split(chr(31), 1)[1]!r} as a near-duplicate"
+        return None
+
+    # ------------------------------------------------------------ write gate and completion
+    def offer(self, memory: Memory, *, surprise: float = 0.0, reward: float = 0.0, label: bool | None = None,
+              gate: WriteGate | None = None) -> GateDecision:
+        """Write ``memory`` only if the write gate admits it (see :mod:`t4dm_core.learning.gate`).
+
+        ``surprise`` and ``reward`` are caller signals in [0, 1]; novelty is measured against
+        the memory's namespace; a pinned memory is always written. ``label`` (whether the
+        memory *should* be kept) feeds the precision/recall telemetry of :meth:`gate_stats`.
+        """
+        for name, value in (("surprise", surprise), ("reward", reward)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}")
+        if not isinstance(memory, Memory):
+            raise InvalidInputError(f"expected a Memory, got {type(memory).__name__}")
+        vector = self._vectors_for([memory])[0]
+        best = self.search(vector, k=1, namespace=check_namespace(memory.namespace), mode="vector", learn=False)
+        novelty = 1.0 if not best else min(1.0, max(0.0, 1.0 - best[0].score))
+        chosen = gate or self.options.write_gate or WriteGate()
+        score = chosen.score(surprise=surprise, novelty=novelty, reward=reward, pinned=memory.pinned)
+        written_id = None
+        if memory.pinned or score >= chosen.tau:
+            written_id = self.put(dataclasses.replace(memory, vector=vector))
+        decision = GateDecision(written_id is not None, score, novelty, float(surprise), float(reward),
+                                memory.pinned, written_id)
+        self._gate_stats.record(decision, len((memory.text or "").split()), label)
+        return decision
+
+    def gate_stats(self) -> dict[str, float | int | None]:
+        """Write-gate telemetry since open: offers, writes, writes per 1k tokens, precision, recall."""
+        return self._gate_stats.snapshot()
+
+    def _completer(self, namespace: str) -> HopfieldCompleter:
+        completer = self._completers.get(namespace)
+        if completer is None:
+            o = self.options
+            memories = sorted(self.find(namespace=namespace),
+                              key=lambda m: (-(m.kappa or 0.0), -(m.importance or 0.0)))[: o.completion_patterns]
+            vectors = [m.vector for m in memories if m.vector is not None]
+            patterns = np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+            keyer = DGKeyer(self.dim) if o.completion_keyer else None
+            completer = HopfieldCompleter(patterns, beta=o.completion_beta, keyer=keyer)
+            self._completers[namespace] = completer
+        return completer
 
     # ------------------------------------------------------------ learning on read
     def _learn_from_read(self, namespace: str, hits: list[Hit]) -> None:

@@ -12,6 +12,7 @@ EXPECTED = {
     "Edge", "Embedder", "EmbedderMismatchError", "FaultInjectingFS", "FileSystem", "FilterError",
     "FormatVersionError", "Hit", "InvalidInputError", "InvalidNamespaceError", "InvalidVectorError",
     "LocalFS", "Memory", "MemoryNotFoundError", "MetadataError", "MiniLMEmbedder", "Neighbor", "Options", "Ranking",
+    "SleepPolicy", "SleepReport", "WriteGate", "GateDecision",
     "ReadOnlyError", "SizeTieredPolicy", "StorageError", "Store", "StoreClosedError", "StoreFailedError",
     "StoreLockedError", "T4DMError", "__version__", "exists", "open",
 }

@@ -1,0 +1,1 @@
+"""Sleep: compaction with consolidation semantics (NREM replay, REM abstraction, PRUNE)."""
