@@ -9,14 +9,14 @@ import asyncio
 import hashlib
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 
 import t4dm_core
 from t4dm_core import DimensionMismatchError, InvalidInputError, Store
 
-__all__ = ["StoreHandle", "relevance_from_cosine", "run_in_thread", "stand_in_vector"]
+__all__ = ["StoreBacked", "StoreHandle", "relevance_from_cosine", "run_in_thread", "stand_in_vector"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,34 @@ class StoreHandle:
         """Close the store if this handle opened it; a shared store stays open. Idempotent."""
         if self.owned:
             self.store.close()
+
+
+class StoreBacked:
+    """Lifecycle shared by adapters that keep a :class:`StoreHandle` in ``_handle`` and their
+    namespace in ``_namespace``: ``store``/``namespace`` properties, ``close`` and ``with``."""
+
+    _handle: StoreHandle
+    _namespace: str
+
+    @property
+    def store(self) -> Store:
+        """The underlying engine store (shared or owned; see :class:`StoreHandle`)."""
+        return self._handle.store
+
+    @property
+    def namespace(self) -> str:
+        """The engine namespace this adapter reads and writes."""
+        return self._namespace
+
+    def close(self) -> None:
+        """Close the store if this adapter opened it (a shared ``store=`` stays open). Idempotent."""
+        self._handle.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def stand_in_vector(key: str, dim: int) -> np.ndarray:

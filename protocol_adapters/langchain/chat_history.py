@@ -27,7 +27,7 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
 
-from protocol_adapters._common import StoreHandle, run_in_thread, stand_in_vector
+from protocol_adapters._common import StoreBacked, StoreHandle, run_in_thread, stand_in_vector
 from t4dm_core import Edge, InvalidInputError, Memory, Store
 
 __all__ = ["MESSAGE_KIND", "NEXT_EDGE", "PREV_EDGE", "T4DMChatMessageHistory"]
@@ -41,7 +41,7 @@ MAX_SESSION_ID_LEN = 400
 _SESSION_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
-class T4DMChatMessageHistory(BaseChatMessageHistory):
+class T4DMChatMessageHistory(StoreBacked, BaseChatMessageHistory):
     """The messages of one chat session, kept in a T4DM store.
 
     Args:
@@ -93,27 +93,6 @@ class T4DMChatMessageHistory(BaseChatMessageHistory):
         except BaseException:
             self._handle.close()
             raise
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def store(self) -> Store:
-        """The underlying T4DM store."""
-        return self._store
-
-    @property
-    def namespace(self) -> str:
-        """The namespace holding the messages."""
-        return self._namespace
-
-    def close(self) -> None:
-        """Close the store if this history opened it (a shared store stays open). Idempotent."""
-        self._handle.close()
-
-    def __enter__(self) -> T4DMChatMessageHistory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def message_id(self, position: int) -> str:
         """The engine memory id of the message at ``position`` (for ``store.get``/``neighbors``)."""

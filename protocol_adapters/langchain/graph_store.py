@@ -46,7 +46,7 @@ from langchain_community.graphs.graph_document import GraphDocument, Node
 from langchain_community.graphs.graph_store import GraphStore
 from langchain_core.embeddings import Embeddings
 
-from protocol_adapters._common import StoreHandle, stand_in_vector
+from protocol_adapters._common import StoreBacked, StoreHandle, stand_in_vector
 from protocol_adapters.langchain._cypher import (
     CypherError,
     CypherSyntaxError,
@@ -69,7 +69,7 @@ _FILTERABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WRITE_LOCKS = tuple(threading.Lock() for _ in range(16))
 
 
-class T4DMGraphStore(GraphStore):
+class T4DMGraphStore(StoreBacked, GraphStore):
     """A LangChain ``GraphStore`` (``GraphCypherQAChain`` works on it) backed by a T4DM store.
 
     Args:
@@ -106,27 +106,6 @@ class T4DMGraphStore(GraphStore):
         except BaseException:
             self._handle.close()
             raise
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def store(self) -> Store:
-        """The underlying T4DM store."""
-        return self._store
-
-    @property
-    def namespace(self) -> str:
-        """The namespace holding the graph."""
-        return self._namespace
-
-    def close(self) -> None:
-        """Close the store if this adapter opened it (a shared store stays open). Idempotent."""
-        self._handle.close()
-
-    def __enter__(self) -> T4DMGraphStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ schema
     @property

@@ -48,7 +48,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from protocol_adapters._common import StoreHandle, relevance_from_cosine, run_in_thread
+from protocol_adapters._common import StoreBacked, StoreHandle, relevance_from_cosine, run_in_thread
 from protocol_adapters.langchain._filters import RESERVED_PREFIX, vector_query_filter
 from t4dm_core import Embedder, InvalidInputError, InvalidVectorError, Memory, Store
 
@@ -93,7 +93,7 @@ def _as_vector(values: Any) -> np.ndarray:
         raise InvalidVectorError(f"embedding is not a numeric vector: {exc}") from None
 
 
-class T4DMVectorStore(VectorStore):
+class T4DMVectorStore(StoreBacked, VectorStore):
     """A LangChain vector store whose documents live in one namespace of a T4DM store.
 
     Args:
@@ -138,29 +138,9 @@ class T4DMVectorStore(VectorStore):
 
     # ------------------------------------------------------------ properties, lifetime
     @property
-    def store(self) -> Store:
-        """The underlying engine store (for graph links, history, ...)."""
-        return self._handle.store
-
-    @property
-    def namespace(self) -> str:
-        """The namespace holding this vector store's documents."""
-        return self._namespace
-
-    @property
     def embeddings(self) -> Embeddings:
         """The embedding used for texts and queries (the store's own embedder, wrapped, if none was given)."""
         return self._embeddings
-
-    def close(self) -> None:
-        """Close the store if this adapter opened it (a shared ``store=`` stays open). Idempotent."""
-        self._handle.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Embeddings | None = None,
