@@ -731,7 +731,8 @@ class Store:
             seg_id = self._alloc_file_number()
             data = SegmentData(mem.namespace, mem.ids, mem.lsn, mem.recorded_at, mem.deleted, mem.text, mem.metadata,
                                mem.valid_from, mem.valid_to, mem.kappa, mem.importance, mem.access_count, mem.pinned,
-                               mem.vectors, mem.edge_ops, mem.field_deltas)
+                               mem.vectors, mem.edge_ops, mem.field_deltas,
+                               superseded=~mem.live & ~np.asarray(mem.deleted, dtype=bool))  # replaced in this flush
             entry, index = self._write_segment(seg_id, data)
             new_wal.sync_to(new_wal.size)
             self._fs.sync_dir(self.path)
@@ -990,7 +991,8 @@ class Store:
     def search(self, query: str | Sequence[float] | np.ndarray, k: int = 10, *,
                namespace: str = DEFAULT_NAMESPACE, filter: dict[str, Any] | None = None,
                as_of: AsOf = None, ef: int | None = None, mode: str | None = None,
-               ranking: Ranking | None = None, learn: bool | None = None, complete: bool = False) -> list[Hit]:
+               ranking: Ranking | None = None, learn: bool | None = None, complete: bool = False,
+               query_vector: Sequence[float] | np.ndarray | None = None) -> list[Hit]:
         """Top-``k`` current memories of ``namespace`` for ``query`` (higher score = better).
 
         ``query`` is text or a vector. ``mode`` picks the ranking:
@@ -1012,6 +1014,8 @@ class Store:
         vector against the namespace's stored patterns (DG keyer + modern Hopfield, see
         :mod:`t4dm_core.learning.completion`), which helps partial or noisy cues; the pattern
         set is a snapshot taken at first use after opening and after each sleep.
+        ``query_vector`` is the embedding of a text ``query`` computed by the caller (for
+        stores fed with vectors from an outside embedder); the store's embedder is then not used.
         """
         self._check_open()
         check_namespace(namespace)
@@ -1019,7 +1023,11 @@ class Store:
             raise InvalidInputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
         plan = _resolve_ranking(mode, ranking, query)
         flt = compile_filter(filter)
-        qvec = self._query_vector(query) if plan.vector > 0 else None
+        if query_vector is not None and not isinstance(query, str):
+            raise InvalidInputError("query_vector goes with a text query; pass a vector query directly instead")
+        qvec = None
+        if plan.vector > 0:
+            qvec = self._query_vector(query if query_vector is None else query_vector)
         if complete:
             if qvec is None:
                 raise InvalidInputError("complete=True completes the query vector; it needs vector ranking")

@@ -195,3 +195,15 @@ def test_mode_and_ranking_are_exclusive(store) -> None:
     with pytest.raises(t4dm_core.InvalidInputError):
         store.search([1.0] * DIM, ranking=Ranking())  # lexical needs text
     assert store.search([1.0] * DIM, ranking=Ranking(lexical=0), k=2)
+
+
+def test_text_query_with_caller_computed_vector_runs_hybrid_without_an_embedder(tmp_path) -> None:
+    with t4dm_core.open(tmp_path / "v", dim=DIM, options=t4dm_core.Options(learn_on_read=False)) as s:
+        s.put_many([Memory(text=t, id=f"t{i}", vector=bag_of_words([t])[0]) for i, t in enumerate(TEXTS)])
+        with pytest.raises(t4dm_core.EmbedderMismatchError):
+            s.search("kubernetes friday")
+        q = bag_of_words(["kubernetes friday"])[0]
+        hits = s.search("kubernetes friday", k=3, query_vector=q)
+        assert hits[0].id == "t1" and {"vector_rank", "lexical_rank"} <= hits[0].explain.keys()
+        with pytest.raises(t4dm_core.InvalidInputError):
+            s.search(q, query_vector=q)

@@ -398,3 +398,25 @@ def test_exists_detects_stores_without_creating_anything(tmp_path, rng) -> None:
     with t4dm_core.open(tmp_path / "s", dim=DIM):
         pass
     assert t4dm_core.exists(tmp_path / "s")
+
+
+def test_superseded_versions_stay_out_of_the_ann_index_but_not_out_of_history(tmp_path, rng) -> None:
+    opts = Options(learn_on_read=False, auto_compact=False)
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=opts) as s:
+        s.put_many(memories(rng, 10))
+        s.flush()
+        old = {m.id: m for m in s.find()}
+        t_old = time.time()
+        time.sleep(0.01)
+        s.put_many([Memory(text=f"new {i}", id=f"m{i}", vector=unit(rng)) for i in range(5)])
+        s.put(Memory(text="newer 0", id="m0", vector=unit(rng)))
+        s.flush()
+        assert [seg["vectors"] for seg in s._manifest["segments"]] == [10, 5]  # "new 0" replaced in its own flush
+        s.compact(full=True)
+        assert [seg["vectors"] for seg in s._manifest["segments"]] == [10]  # 10 current of 16 versions
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=opts) as s:
+        for i in range(10):
+            current = s.get(f"m{i}")
+            assert s.search(current.vector, k=1)[0].id == current.id
+            past = s.search(old[f"m{i}"].vector, k=1, as_of=t_old)
+            assert past[0].id == f"m{i}" and past[0].score == pytest.approx(1.0, abs=1e-5)

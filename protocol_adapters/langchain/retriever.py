@@ -24,6 +24,9 @@ Search types:
   metadata scan of the namespace, so its cost grows with the namespace) and carry only
   their user metadata. The engine's graph has no history, so ``as_of`` is refused for
   this type.
+* ``"hybrid"``: the engine's hybrid ranking (:meth:`T4DMVectorStore.hybrid_search`): vector
+  and BM25 candidates, graph expansion and recency/importance/κ priors, fused by
+  reciprocal rank. Dict filters only; with ``as_of`` the graph signal is skipped.
 
 Thread-safety: as the vector store; ``ainvoke`` runs the whole retrieval in a worker thread.
 """
@@ -60,7 +63,8 @@ class T4DMRetriever(VectorStoreRetriever):
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
     as_of: Any = None
 
-    allowed_search_types: ClassVar[Collection[str]] = ("similarity", "similarity_score_threshold", "mmr", "graph")
+    allowed_search_types: ClassVar[Collection[str]] = ("similarity", "similarity_score_threshold", "mmr", "graph",
+                                                       "hybrid")
 
     @model_validator(mode="before")
     @classmethod
@@ -96,6 +100,8 @@ class T4DMRetriever(VectorStoreRetriever):
         if self.search_type == "mmr":
             return vs.max_marginal_relevance_search(query, k, options["fetch_k"], options["lambda_mult"], flt,
                                                     as_of=as_of)
+        if self.search_type == "hybrid":
+            return vs.hybrid_search(query, k, flt, as_of=as_of)
         if as_of is not None:
             raise InvalidInputError("search_type 'graph' reads the current graph; as_of is not supported with it")
         return _graph_retrieve(vs, query, k, flt)

@@ -50,7 +50,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from protocol_adapters._common import StoreBacked, StoreHandle, relevance_from_cosine, run_in_thread
 from protocol_adapters.langchain._filters import RESERVED_PREFIX, vector_query_filter
-from t4dm_core import Embedder, InvalidInputError, InvalidVectorError, Memory, Store
+from t4dm_core import Embedder, InvalidInputError, InvalidVectorError, Memory, Ranking, Store
 
 if TYPE_CHECKING:
     from protocol_adapters.langchain.retriever import T4DMRetriever
@@ -289,6 +289,21 @@ class T4DMVectorStore(StoreBacked, VectorStore):
                                                 as_of: Any = None, **kwargs: Any) -> list[Document]:
         """Maximal-marginal-relevance search around ``embedding`` (see :meth:`max_marginal_relevance_search`)."""
         return self._mmr(_as_vector(embedding), k, fetch_k, lambda_mult, filter, as_of)
+
+    def hybrid_search(self, query: str, k: int = 4, filter: dict[str, Any] | None = None, *, as_of: Any = None,
+                      ranking: Ranking | None = None) -> list[Document]:
+        """The engine's hybrid ranking: vector and BM25 candidates, graph expansion and priors, fused.
+
+        ``ranking`` (a :class:`t4dm_core.Ranking`) weighs or switches off each signal; the
+        default is the engine's. Only dict filters are accepted (they run inside the engine).
+        Documents come best first; the fused scores are not relevances, so none are returned.
+        """
+        if callable(filter):
+            raise InvalidInputError("hybrid_search takes a dict filter, not a callable")
+        hits = self.store.search(query, k, namespace=self._namespace, filter=vector_query_filter(filter),
+                                 as_of=as_of, query_vector=self._embed_query(query),
+                                 **({"mode": "hybrid"} if ranking is None else {"ranking": ranking}))
+        return [document_from_memory(hit.memory) for hit in hits]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Identity: the search methods already return relevances in [0, 1] (``(1 + cosine) / 2``)."""

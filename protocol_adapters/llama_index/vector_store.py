@@ -36,8 +36,11 @@ Contracts:
   λ from ``query.mmr_threshold`` or the ``mmr_threshold`` kwarg (default 0.5) and re-ranks
   the ``mmr_prefetch_k`` (kwarg) or ``similarity_top_k * mmr_prefetch_factor`` (kwarg,
   default 4) nearest nodes with LlamaIndex's ``get_top_k_mmr_embeddings``; its similarities
-  are the MMR scores that helper reports. Lexical and hybrid modes raise
-  :class:`UnsupportedQueryModeError`. Records stored without an embedding by other adapters
+  are the MMR scores that helper reports. ``TEXT_SEARCH`` ranks ``query_str`` by the
+  engine's BM25 (similarities = BM25 scores) and ``HYBRID`` by the engine's fused vector +
+  BM25 + graph + priors ranking (similarities = fused reciprocal-rank scores); both run
+  inside the engine, so they need ``similarity_top_k``, no ``node_ids`` and engine-exact
+  filters. Other modes raise :class:`UnsupportedQueryModeError`. Records stored without an embedding by other adapters
   (``_t4dm_unembedded``) never appear in query results.
 * **Where filtering runs.** Filters the engine can evaluate exactly run inside the engine's
   vector search (or ``Store.find`` for ``get_nodes``/``delete_nodes``). Otherwise (operators
@@ -166,6 +169,10 @@ def _unit_query(embedding: object, dim: int) -> np.ndarray:
     return vector / norm
 
 
+_TEXT_MODES = {VectorStoreQueryMode.TEXT_SEARCH: "lexical", VectorStoreQueryMode.HYBRID: "hybrid"}
+_SUPPORTED_MODES = (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR, *_TEXT_MODES)
+
+
 class _Plan:
     """One validated query: what to rank, how many to fetch, how to re-rank."""
 
@@ -174,11 +181,14 @@ class _Plan:
             mode = VectorStoreQueryMode(query.mode)
         except ValueError:
             raise InvalidInputError(f"unknown query mode {query.mode!r}") from None
-        if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
+        if mode not in _SUPPORTED_MODES:
             raise UnsupportedQueryModeError(
-                f"query mode {mode.value!r} is not supported: T4DMVectorStore ranks by vector similarity "
-                "(modes 'default' and 'mmr'); lexical and hybrid ranking will come with the engine's hybrid retrieval")
-        if query.query_embedding is None:
+                f"query mode {mode.value!r} is not supported: T4DMVectorStore supports "
+                f"{', '.join(m.value for m in _SUPPORTED_MODES)}")
+        self.text_mode = _TEXT_MODES.get(mode)  # engine mode for lexical / hybrid ranking, else None
+        if self.text_mode is not None and not query.query_str:
+            raise InvalidInputError(f"query mode {mode.value!r} ranks text: the query needs query_str")
+        if query.query_embedding is None and self.text_mode != "lexical":
             raise InvalidInputError("the query has no query_embedding (T4DMVectorStore ranks by vector similarity)")
         self.mmr = mode == VectorStoreQueryMode.MMR
         self.top_k = _check_top_k(query.similarity_top_k)
@@ -370,6 +380,10 @@ class T4DMVectorStore(BasePydanticVectorStore):
         store = self._store()
         if store is None or plan.nothing_matches():
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        if plan.text_mode is not None:
+            ranked = self._text_ranked(store, plan, query)
+            return VectorStoreQueryResult(nodes=[_node(m) for m, _ in ranked], similarities=[x for _, x in ranked],
+                                          ids=[m.id for m, _ in ranked])  # type: ignore[misc]
         unit = _unit_query(query.query_embedding, store.dim)
         candidates = self._candidates(store, plan, unit)
         if plan.mmr:
@@ -383,6 +397,21 @@ class T4DMVectorStore(BasePydanticVectorStore):
             ranked = candidates[:plan.top_k] if plan.top_k is not None else candidates
         return VectorStoreQueryResult(nodes=[_node(m) for m, _ in ranked], similarities=[s for _, s in ranked],
                                       ids=[m.id for m, _ in ranked])  # type: ignore[misc]
+
+    def _text_ranked(self, store: Store, plan: _Plan, query: VectorStoreQuery) -> list[tuple[Memory, float]]:
+        """TEXT_SEARCH (engine BM25) or HYBRID (engine fusion) ranking; scores are those of the engine mode."""
+        engine_filter = plan.engine_filter()
+        if engine_filter is False:
+            return []
+        if plan.node_ids is not None or not plan.filters.exact or plan.top_k is None or plan.top_k > ENGINE_MAX_K:
+            raise UnsupportedQueryModeError(
+                "text and hybrid queries run inside the engine: they need a similarity_top_k, no node_ids, and "
+                "filters the engine evaluates exactly")
+        vector = None if query.query_embedding is None else _unit_query(query.query_embedding, store.dim)
+        hits = store.search(query.query_str, plan.top_k, namespace=self._namespace,  # type: ignore[arg-type]
+                            filter=None if engine_filter is True else engine_filter, mode=plan.text_mode,
+                            query_vector=vector if plan.text_mode == "hybrid" else None)
+        return [(hit.memory, hit.score) for hit in hits]
 
     def _candidates(self, store: Store, plan: _Plan, unit: np.ndarray) -> list[tuple[Memory, float]]:
         """The ``plan.fetch`` best candidates (all when None), best first, with their cosine similarity."""

@@ -20,9 +20,10 @@ __all__ = ["HnswIndex"]
 class HnswIndex:
     """A loaded or freshly built hnswlib index."""
 
-    def __init__(self, index: hnswlib.Index, size: int) -> None:
+    def __init__(self, index: hnswlib.Index, size: int, labels: set[int]) -> None:
         self._index = index
         self.size = size
+        self._labels = labels  # rows present in the index (superseded rows may be left out)
         self._hidden: set[int] = set()
         self._lock = threading.Lock()
         self._ef = -1  # beam width last set (hnswlib keeps one per index)
@@ -36,7 +37,7 @@ class HnswIndex:
         index.set_num_threads(num_threads if num_threads > 0 else (os.cpu_count() or 1))
         if len(labels):
             index.add_items(vectors, labels)
-        return cls(index, len(labels))
+        return cls(index, len(labels), {int(x) for x in labels})
 
     @classmethod
     def load(cls, path: str, dim: int, size: int) -> HnswIndex:
@@ -45,15 +46,15 @@ class HnswIndex:
         index.load_index(path, max_elements=max(1, size))
         if index.get_current_count() != size:
             raise ValueError(f"index holds {index.get_current_count()} elements, manifest says {size}")
-        return cls(index, size)
+        return cls(index, size, set(index.get_ids_list()))
 
     def save(self, path: str) -> None:
         self._index.save_index(path)
 
     def hide(self, label: int) -> None:
-        """Exclude ``label`` from future query results (idempotent)."""
+        """Exclude ``label`` from future query results (idempotent; a label never indexed is ignored)."""
         with self._lock:
-            if label in self._hidden:
+            if label in self._hidden or label not in self._labels:
                 return
             self._hidden.add(label)
             self._index.mark_deleted(label)

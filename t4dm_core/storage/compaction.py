@@ -75,4 +75,7 @@ def merge_segments(inputs: Sequence[Segment], latest_lsn: Callable[[str, str], i
         kappa=col("kappa").to_pylist(), importance=col("importance").to_pylist(),
         access_count=col("access_count").to_pylist(), pinned=col("pinned").to_pylist(),
         vectors=vectors, edge_ops=edge_ops, field_deltas=folded,
+        superseded=np.fromiter((lsn < latest_lsn(ns, mid) for ns, mid, lsn in zip(
+            col("namespace").to_pylist(), col("id").to_pylist(), col("lsn").to_pylist(), strict=True)),
+            dtype=bool, count=table.num_rows),
     )

@@ -70,6 +70,7 @@ class SegmentData:
     vectors: np.ndarray
     edge_ops: list[tuple[int, EdgeOp]]
     field_deltas: list[tuple[int, float, FieldDeltaOp]]
+    superseded: np.ndarray | None = None  # rows durably replaced by a newer version: left out of the HNSW index
 
 
 def _scalar_kind(value: object) -> str | None:
@@ -180,7 +181,10 @@ def write_segment(fs: FileSystem, directory: str, seg_id: int, data: SegmentData
     base = os.path.join(directory, f"seg-{seg_id:06d}")
     files: dict[str, Any] = {}
     files["records"] = _write_file(fs, base + ".records.arrow", _ipc_bytes(_records_table(data, dim)))
-    rows = np.flatnonzero(~np.asarray(data.deleted, dtype=bool))
+    searchable = ~np.asarray(data.deleted, dtype=bool)
+    if data.superseded is not None:
+        searchable &= ~data.superseded  # only `as_of` reaches them, and it scores exactly
+    rows = np.flatnonzero(searchable)
     index = None
     if rows.size:
         index = HnswIndex.build(data.vectors[rows], rows, m=hnsw_m, ef_construction=hnsw_ef_construction,

@@ -449,6 +449,24 @@ def test_graph_search_returns_linked_neighbours(graph_vs) -> None:
         graph.invoke("query", as_of=time.time())
 
 
+def test_hybrid_search_type_uses_the_engines_lexical_and_vector_ranking() -> None:
+    table = {"kubernetes upgrade": [1.0, 0.0, 0.0, 0.0], "cluster maintenance": [0.9, 0.1, 0.0, 0.0],
+             "kubernetes": [0.0, 1.0, 0.0, 0.1], "gardening": [0.0, 1.0, 0.0, 0.0]}
+    with T4DMVectorStore(TableEmbeddings(table)) as vs:
+        vs.add_documents([Document(t, id=t, metadata={"kind": "ops" if t != "gardening" else "home"})
+                          for t in ("kubernetes upgrade", "cluster maintenance", "gardening")])
+        # the query's vector points away from both ops documents; BM25 still finds the shared word
+        assert [d.id for d in vs.similarity_search("kubernetes", k=1)] != ["kubernetes upgrade"]
+        plain = t4dm_core.Ranking(vector=1.0, lexical=1.0, graph=0, recency=0, importance=0, kappa=0)
+        assert vs.hybrid_search("kubernetes", k=1, ranking=plain)[0].id == "kubernetes upgrade"
+        retriever = T4DMRetriever(vectorstore=vs, search_type="hybrid", k=2, filter={"kind": "ops"})
+        docs = retriever.invoke("kubernetes")
+        assert docs[0].id == "kubernetes upgrade" and {d.metadata["kind"] for d in docs} == {"ops"}
+        assert docs[0] == Document("kubernetes upgrade", id="kubernetes upgrade", metadata={"kind": "ops"})
+        with pytest.raises(t4dm_core.InvalidInputError):
+            vs.hybrid_search("kubernetes", filter=lambda d: True)
+
+
 # --------------------------------------------------------------------------- retriever options
 def test_retriever_options_and_validation(pair) -> None:
     ours, _ = pair
@@ -459,7 +477,7 @@ def test_retriever_options_and_validation(pair) -> None:
     assert [d.metadata["even"] for d in T4DMRetriever(vectorstore=ours, filter={"even": False}).invoke("apple")] == [
         False] * 4
     with pytest.raises(ValueError, match="search_type"):
-        T4DMRetriever(vectorstore=ours, search_type="hybrid")
+        T4DMRetriever(vectorstore=ours, search_type="bm25")
     with pytest.raises(ValueError, match="score_threshold"):
         T4DMRetriever(vectorstore=ours, search_type="similarity_score_threshold")
     with pytest.raises(ValueError, match="both as a field"):

@@ -585,17 +585,35 @@ def test_bad_writes_raise_and_write_nothing(vs: T4DMVectorStore) -> None:
         assert [n.node_id for n in vs.get_nodes()] == ["a"]
 
 
+def test_text_search_and_hybrid_modes_use_the_engine_ranking(vs: T4DMVectorStore) -> None:
+    nodes = [TextNode(text="kubernetes cluster upgrade", id_="k", embedding=[0.0, 1.0], metadata={"team": "ops"}),
+             TextNode(text="garden hose repair", id_="g", embedding=[1.0, 0.0], metadata={"team": "home"}),
+             TextNode(text="database upgrade window", id_="d", embedding=[0.7, 0.7], metadata={"team": "ops"})]
+    vs.add(nodes)
+    text = vs.query(VectorStoreQuery(query_str="kubernetes upgrade", similarity_top_k=3,
+                                     mode=VectorStoreQueryMode.TEXT_SEARCH))
+    assert text.ids == ["k", "d"] and text.similarities[0] > text.similarities[1] > 0  # BM25; "g" shares no word
+    assert text.nodes[0].get_content() == "kubernetes cluster upgrade"
+    hybrid = vs.query(VectorStoreQuery(query_str="kubernetes upgrade", query_embedding=[1.0, 0.0], similarity_top_k=2,
+                                       mode=VectorStoreQueryMode.HYBRID,
+                                       filters=MetadataFilters(filters=[MetadataFilter(key="team", value="ops")])))
+    assert set(hybrid.ids) == {"k", "d"}  # the vector alone would rank "g" first; the filter removes it
+
+
 def test_bad_queries_raise_typed_errors(vs: T4DMVectorStore) -> None:
     vs.add(make_nodes())
 
     def bad(**fields: Any) -> VectorStoreQuery:
         return VectorStoreQuery(**{"query_embedding": Q, "similarity_top_k": 2, **fields})  # type: ignore[arg-type]
 
-    for mode in (VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.HYBRID,
-                 VectorStoreQueryMode.SEMANTIC_HYBRID, VectorStoreQueryMode.SVM):
-        with pytest.raises(UnsupportedQueryModeError, match="hybrid retrieval") as info:
+    for mode in (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.SEMANTIC_HYBRID, VectorStoreQueryMode.SVM):
+        with pytest.raises(UnsupportedQueryModeError, match="not supported") as info:
             vs.query(bad(mode=mode))
         assert isinstance(info.value, NotImplementedError) and isinstance(info.value, T4DMError)
+    with pytest.raises(InvalidInputError, match="query_str"):
+        vs.query(bad(mode=VectorStoreQueryMode.TEXT_SEARCH))
+    with pytest.raises(UnsupportedQueryModeError, match="inside the engine"):
+        vs.query(bad(mode=VectorStoreQueryMode.HYBRID, query_str="text", node_ids=["a"]))
     cases: list[tuple[VectorStoreQuery, type[Exception]]] = [
         (bad(query_embedding=None), InvalidInputError),
         (bad(query_embedding=[1.0, 0.0, 0.0]), DimensionMismatchError),
