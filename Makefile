@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest bench bench-quick clean venv
+.PHONY: demo test lint pytest bench bench-adapters bench-quick clean venv
 
 venv: $(STAMP)
 
@@ -30,6 +30,9 @@ test: lint pytest
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_engine_bench.py
+
+bench-adapters: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_adapter_bench.py
 
 clean:
 	rm -rf $(VENV) demo-store
