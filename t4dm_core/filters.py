@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,41 @@ def _ordered(op: str, a: object, b: object) -> bool:
     return a <= b  # type: ignore[operator]
 
 
+def _scalar_key(value: object) -> tuple[str, object] | None:
+    """A hashable key under which JSON-equal scalars coincide (1 and 1.0 do; True and 1 do not)."""
+    kind = _kind(value)
+    if kind == "num":
+        return kind, float(value)  # type: ignore[arg-type]
+    if kind is not None:
+        return kind, value
+    return ("null", None) if value is None else None
+
+
+class _ValueSet:
+    """The operand of ``$in``/``$nin``: hashed scalars plus a list of arrays/objects (compared by JSON equality)."""
+
+    __slots__ = ("compound", "scalars", "values")
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        self.values = tuple(values)
+        keys = [(_scalar_key(v), v) for v in self.values]
+        self.scalars = {key for key, _ in keys if key is not None}
+        self.compound = [v for key, v in keys if key is None]
+
+    def contains(self, value: object) -> bool:
+        key = _scalar_key(value)
+        if key is None:
+            return any(_json_equal(value, v) for v in self.compound)
+        if key not in self.scalars:
+            return False
+        if key[0] == "num" and abs(key[1]) >= _EXACT_FLOAT_INT:  # type: ignore[arg-type]
+            return any(_json_equal(value, v) for v in self.values)  # floats merge distinct big ints
+        return True
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.values)
+
+
 def _lookup(metadata: Mapping[str, Any], field: str) -> object:
     node: object = metadata
     for part in field.split("."):
@@ -158,9 +193,9 @@ def _eval(node: Any, metadata: Mapping[str, Any]) -> bool:
     if op == "$ne":
         return not (value is not _MISSING and _json_equal(value, node.value))
     if op == "$in":
-        return value is not _MISSING and any(_json_equal(value, v) for v in node.value)
+        return value is not _MISSING and node.value.contains(value)
     if op == "$nin":
-        return not (value is not _MISSING and any(_json_equal(value, v) for v in node.value))
+        return not (value is not _MISSING and node.value.contains(value))
     if op in ("$like", "$ilike"):
         return isinstance(value, str) and node.value.fullmatch(value) is not None
     if op == "$contains":
@@ -265,7 +300,7 @@ def _parse_condition(field: str, op: str, value: Any) -> Any:
             raise FilterError(f"field {field!r}: {op} list longer than {MAX_IN_VALUES}")
         for item in value:
             _check_operand(field, op, item)
-        return _Cond(field, op, tuple(value))
+        return _Cond(field, op, _ValueSet(value))
     if op == "$between":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise FilterError(f"field {field!r}: $between needs a [low, high] pair")

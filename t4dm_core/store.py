@@ -1062,7 +1062,7 @@ class Store:
     # ------------------------------------------------------------ sleep
     def sleep(self, *, namespaces: Iterable[str] | None = None, policy: SleepPolicy | None = None,
               background: bool = False,
-              progress: Callable[[str, int, int], None] | None = None) -> SleepReport | Future[SleepReport]:
+              progress: Callable[[str, int, int], None] | bool = False) -> SleepReport | Future[SleepReport]:
         """Consolidate: NREM (replay, κ, STDP, near-duplicate merge), REM (prototypes), PRUNE, then compact.
 
         Plans each namespace from a snapshot (readers and writers keep going), then applies
@@ -1070,23 +1070,29 @@ class Store:
         (listed in ``report.skipped``) — and finally merges segments with one manifest switch.
         Nothing is lost in time: merged and forgotten memories are tombstones, so ``as_of``
         before the sleep answers as before; ``why_forgotten`` explains PRUNE's decisions.
-        ``progress(phase, done, total)`` is called as namespaces are planned. With
+        ``progress(phase, done, total)`` is called as namespaces are planned
+        (``progress=True`` shows a progress bar on stderr instead). With
         ``background=True`` the sleep runs in a thread and a ``Future`` is returned.
         """
         self._check_writable()
         chosen = policy or SleepPolicy()
+        report_to: Callable[[str, int, int], None] | None
+        if isinstance(progress, bool):
+            report_to = _progress_bar("sleep: planning namespaces") if progress else None
+        else:
+            report_to = progress
         if background:
             future: Future[SleepReport] = Future()
 
             def run() -> None:
                 try:
-                    future.set_result(self._sleep(namespaces, chosen, progress))
+                    future.set_result(self._sleep(namespaces, chosen, report_to))
                 except BaseException as exc:  # delivered to the caller through the future
                     future.set_exception(exc)
 
             threading.Thread(target=run, name="t4dm-sleep", daemon=True).start()
             return future
-        return self._sleep(namespaces, chosen, progress)
+        return self._sleep(namespaces, chosen, report_to)
 
     def _sleep(self, namespaces: Iterable[str] | None, policy: SleepPolicy,
                progress: Callable[[str, int, int], None] | None) -> SleepReport:
@@ -1458,6 +1464,22 @@ class Store:
                 "next_lsn": self._next_lsn, "disk_bytes": disk, "sync": self.options.sync,
                 "read_only": self.read_only,
             }
+
+
+def _progress_bar(description: str) -> Callable[[str, int, int], None]:
+    """A ``progress(phase, done, total)`` callback drawing a tqdm bar (closed when done == total)."""
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def update(phase: str, done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=description, unit="ns"))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return update
 
 
 def _resolve_ranking(mode: str | None, ranking: Ranking | None, query: object) -> Ranking:

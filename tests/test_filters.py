@@ -135,3 +135,13 @@ def test_filter_fuzz_never_crashes() -> None:
         if compiled is not None:
             for doc in DOCS:
                 compiled.matches(doc)
+
+
+def test_in_uses_json_equality_with_hashing() -> None:
+    f = compile_filter({"v": {"$in": [1, "a", None, [1, 2], {"k": 1}, 2**60]}})
+    assert f is not None
+    for value, ok in [(1, True), (1.0, True), (True, False), ("a", True), (None, True), ([1, 2], True),
+                      ([2, 1], False), ({"k": 1}, True), (2**60, True), (2**60 + 1, False), (float(2**60), True),
+                      ("1", False), (0, False)]:
+        assert f.matches({"v": value}) is ok, value
+    assert compile_filter({"v": {"$nin": [1]}}).matches({"v": 1.0}) is False

@@ -116,6 +116,7 @@ def test_sleep_leaves_memories_changed_during_planning_alone(store) -> None:
             store.put(Memory(text="x1 rewritten meanwhile", id="x1", vector=basis(9)))
 
     report = store.sleep(policy=no_prune_no_rem(), progress=interfere)
+    assert store.sleep(policy=no_prune_no_rem(), progress=True).merged == {}  # a tqdm bar, nothing left to merge
     assert report.merged == {} and ("default", "x1") in report.skipped
     assert store.get("x1").text == "x1 rewritten meanwhile" and store.get("x2") is not None
 

@@ -420,3 +420,15 @@ def test_superseded_versions_stay_out_of_the_ann_index_but_not_out_of_history(tm
             assert s.search(current.vector, k=1)[0].id == current.id
             past = s.search(old[f"m{i}"].vector, k=1, as_of=t_old)
             assert past[0].id == f"m{i}" and past[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_memtable_filter_cache_extends_over_new_rows(store, rng) -> None:
+    flt = {"group": {"$in": [1, 2]}}
+    store.put_many(memories(rng, 10))
+    first = {m.id for m in store.find(flt)}
+    assert first == {f"m{i}" for i in range(10) if i % 5 in (1, 2)}
+    store.put_many(memories(rng, 10, prefix="x"))
+    store.put(Memory(text="regrouped", id="m1", vector=unit(rng), metadata={"group": 4}))
+    second = {m.id for m in store.find(flt)}
+    assert second == (first - {"m1"}) | {f"x{i}" for i in range(10) if i % 5 in (1, 2)}
+    assert {h.id for h in store.search(unit(rng), k=50, filter=flt)} == second

@@ -8,6 +8,7 @@ under its exclusive lock; readers hold the shared lock, so they see a consistent
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from t4dm_core.index.lexical import MemtableLexicon
 from t4dm_core.storage.ops import EdgeOp, FieldDeltaOp, PutOp
 
 __all__ = ["Memtable"]
+
+FILTER_CACHE_SIZE = 32
 
 
 class Memtable:
@@ -45,6 +48,8 @@ class Memtable:
         self.field_deltas: list[tuple[int, float, FieldDeltaOp]] = []
         self.max_lsn = -1
         self.lexicon = MemtableLexicon()
+        self._filter_cache: dict[str, np.ndarray] = {}
+        self._filter_lock = threading.Lock()
 
     # -- views used by search (valid for the first ``n`` rows) ----------------
     @property
@@ -142,5 +147,21 @@ class Memtable:
         return self._vectors[row].copy()
 
     def filter_mask(self, flt: Filter) -> np.ndarray:
-        """Mask over all rows (reference evaluator; the memtable is small)."""
-        return np.fromiter((flt.matches(m) for m in self.metadata[: self.n]), dtype=bool, count=self.n)
+        """Mask over all rows (reference evaluator).
+
+        Rows never change once appended, so each filter's mask is cached and only extended
+        over rows added since it was last asked for (a few recent filters are kept).
+        Safe under concurrent readers: a small lock serialises cache updates.
+        """
+        n = self.n
+        with self._filter_lock:
+            cached = self._filter_cache.get(flt.canonical)
+            done = 0 if cached is None else cached.size
+            if done < n:
+                fresh = np.fromiter((flt.matches(m) for m in self.metadata[done:n]), dtype=bool, count=n - done)
+                cached = fresh if cached is None else np.concatenate([cached, fresh])
+                if flt.canonical not in self._filter_cache and len(self._filter_cache) >= FILTER_CACHE_SIZE:
+                    self._filter_cache.pop(next(iter(self._filter_cache)))
+                self._filter_cache[flt.canonical] = cached
+            assert cached is not None
+            return cached[:n]
