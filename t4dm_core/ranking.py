@@ -31,12 +31,21 @@ K = TypeVar("K", bound=Hashable)
 class Ranking:
     """Which signals rank a search, and how much each counts (0 switches a signal off).
 
-    Retrieval signals find candidates: ``vector`` (cosine over the embedding), ``lexical``
-    (BM25 over the text) and ``graph`` (neighbours, either direction, of the best
-    ``graph_seeds`` vector/lexical candidates, scored by the seed's fused score times the
-    edge weight). Priors only re-order the candidates found: ``recency`` (newer transaction
-    time first), ``importance`` and ``kappa`` (higher first). Each signal contributes
-    ``weight / (60 + rank)`` to a candidate's fused score.
+    Retrieval signals find candidates and are fused by reciprocal rank, each contributing
+    ``weight / (60 + rank)``: ``vector`` (cosine over the embedding) and ``lexical`` (BM25
+    over the text). ``graph`` then adds context the query alone did not find: neighbours
+    (either direction) of the best ``graph_seeds`` candidates, each scored ``graph ×`` its
+    seed's fused score ``×`` the edge weight (capped at 1), so it ranks below the seed that
+    led to it; candidates the query already found are not re-ranked by the graph.
+
+    Priors only re-order the candidates found, by *value*, so memories that do not differ
+    in a prior are not re-ordered by it: each adds ``weight · value / 61`` (a value of 1
+    counts as much as rank 1 of a retrieval signal of the same weight), with values in
+    [0, 1]: ``recency`` = 2^(−age / ``recency_half_life_days``), the age of the version's
+    transaction time (what the store learned lately ranks higher; memories written at about
+    the same time are not re-ordered), ``importance`` = i / (1 + i), ``kappa`` = κ. A
+    valid-time-relative recency was measured too and rejected: it promoted recently changed
+    but unrelated facts (BENCHMARKS.md, memory dynamics).
 
     With a single retrieval signal and no graph or priors, the hit score is that signal's
     own score (cosine or BM25) instead of the fused one. Graph expansion is skipped for
@@ -44,12 +53,13 @@ class Ranking:
     """
 
     vector: float = 1.0
-    lexical: float = 1.0
+    lexical: float = 0.5
     graph: float = 0.5
-    recency: float = 0.2
+    recency: float = 0.1
     importance: float = 0.1
-    kappa: float = 0.1
+    kappa: float = 0.05
     graph_seeds: int = 5
+    recency_half_life_days: float = 30.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -58,6 +68,8 @@ class Ranking:
                 raise ValueError(f"Ranking.{f.name} must be a non-negative number, got {value!r}")
         if self.vector == 0 and self.lexical == 0:
             raise ValueError("Ranking needs vector > 0 or lexical > 0 to find candidates")
+        if self.recency_half_life_days <= 0:
+            raise ValueError("Ranking.recency_half_life_days must be > 0")
 
     @property
     def weights(self) -> dict[str, float]:
@@ -71,6 +83,7 @@ class Ranking:
 
 
 SIGNALS = ("vector", "lexical", "graph", "recency", "importance", "kappa")
+PRIORS = ("recency", "importance", "kappa")
 VECTOR_ONLY = Ranking(lexical=0, graph=0, recency=0, importance=0, kappa=0)
 LEXICAL_ONLY = Ranking(vector=0, graph=0, recency=0, importance=0, kappa=0)
 
@@ -108,14 +121,21 @@ def lexical_top_k(candidates: Sequence[tuple[Any, np.ndarray, np.ndarray]], term
     if n_docs == 0:
         return []
     avg_length = total_length / n_docs
-    found: list[tuple[float, Any, int]] = []
+    per_source = []
     for src, _, allowed in candidates:
         rows, scores = bm25_scores(src.lexicon, unique_terms, n_docs=n_docs, avg_length=avg_length,
                                    doc_freqs=doc_freqs, params=params)
         keep = allowed[rows]
-        found.extend((float(s), src, int(r)) for r, s in zip(rows[keep], scores[keep], strict=True))
-    found.sort(key=lambda c: -c[0])
-    return found[:k]
+        if keep.any():
+            per_source.append((src, rows[keep], scores[keep]))
+    if not per_source:
+        return []
+    all_scores = np.concatenate([scores for _, _, scores in per_source])
+    owner = np.concatenate([np.full(rows.size, i) for i, (_, rows, _) in enumerate(per_source)])
+    all_rows = np.concatenate([rows for _, rows, _ in per_source])
+    best = np.argpartition(-all_scores, k - 1)[:k] if all_scores.size > k else np.arange(all_scores.size)
+    best = best[np.argsort(-all_scores[best], kind="stable")]
+    return [(float(all_scores[i]), per_source[owner[i]][0], int(all_rows[i])) for i in best]
 
 
 def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[K]], weights: Mapping[str, float] | None = None,

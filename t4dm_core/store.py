@@ -73,7 +73,15 @@ from t4dm_core.learning.access import AccessLog, co_retrieval_pairs
 from t4dm_core.learning.completion import DGKeyer, HopfieldCompleter
 from t4dm_core.learning.gate import GateDecision, GateStats, WriteGate
 from t4dm_core.options import Options
-from t4dm_core.ranking import LEXICAL_ONLY, VECTOR_ONLY, Ranking, lexical_top_k, reciprocal_rank_fusion
+from t4dm_core.ranking import (
+    LEXICAL_ONLY,
+    PRIORS,
+    RRF_K,
+    VECTOR_ONLY,
+    Ranking,
+    lexical_top_k,
+    reciprocal_rank_fusion,
+)
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
 from t4dm_core.storage.fs import FileSystem, LocalFS
 from t4dm_core.storage.lock import PIN_ALL, ReaderPin, WriterLock, pinned_versions
@@ -1048,12 +1056,14 @@ class Store:
                 masks = self._candidate_masks(code, flt, namespace, as_of, valid_t, tx_t)
                 found = lexical_top_k(masks, tokenize(query), depth)  # type: ignore[arg-type]
                 scores["lexical"] = {(src, row): score for score, src, row in found}
+            priors: dict[tuple[RowSource, int], dict[str, float]] = {}
             if single is not None:
                 ranked = [(key, score, {single: rank})
                           for rank, (key, score) in enumerate(list(scores[single].items())[:k], start=1)]
             else:
-                ranked = self._fuse(scores, plan, namespace, flt, expand=as_of is None)[:k]
-            hits = [self._hit(key, score, ranks, scores, qvec, as_of) for key, score, ranks in ranked]
+                ranked = self._fuse(scores, plan, namespace, flt, priors, expand=as_of is None)[:k]
+            hits = [self._hit(key, score, ranks, scores, priors.get(key, {}), qvec, as_of)
+                    for key, score, ranks in ranked]
         self._last_activity = time.monotonic()
         if as_of is None and (self.options.learn_on_read if learn is None else learn):
             self._learn_from_read(namespace, hits)
@@ -1263,33 +1273,52 @@ class Store:
             log.warning("learning writes of a search were dropped: the store cannot write", exc_info=True)
 
     def _fuse(self, scores: dict[str, dict[tuple[RowSource, int], float]], plan: Ranking, namespace: str,
-              flt: Filter | None, *, expand: bool) -> list[tuple[tuple[RowSource, int], float, dict[str, int]]]:
-        """Reciprocal-rank fusion of retrieval signals, graph expansion and priors (read lock held)."""
+              flt: Filter | None, priors: dict[tuple[RowSource, int], dict[str, float]], *,
+              expand: bool) -> list[tuple[tuple[RowSource, int], float, dict[str, int]]]:
+        """Reciprocal-rank fusion of retrieval signals and graph expansion, plus prior boosts
+        (read lock held); fills ``priors`` with each candidate's prior values."""
         weights = plan.weights
         rankings: dict[str, list[tuple[RowSource, int]]] = {name: list(found) for name, found in scores.items()}
+        fused = reciprocal_rank_fusion(rankings, weights)
         if plan.graph > 0 and expand:
-            seeds = reciprocal_rank_fusion(rankings, weights)[: plan.graph_seeds]
-            graph = self._graph_expansion([(key, score) for key, score, _ in seeds], namespace, flt)
+            found = {key for key, _, _ in fused}
+            seeds = [(key, score) for key, score, _ in fused[: plan.graph_seeds]]
+            graph = {key: plan.graph * value for key, value in self._graph_expansion(seeds, namespace, flt).items()
+                     if key not in found}  # expansion adds context; it never re-ranks what the query found
             if graph:
                 scores["graph"] = graph
-                rankings["graph"] = sorted(graph, key=lambda key: -graph[key])
-        pool = list(dict.fromkeys(key for found in rankings.values() for key in found))
-        priors: dict[str, list[float]] = {"recency": [], "importance": [], "kappa": []}
-        for src, row in pool:
-            fields_ = src.row_fields(row)
-            counters = self._current_counters(fields_["namespace"], fields_["id"], fields_)
-            priors["recency"].append(fields_["recorded_at"])
-            priors["importance"].append(counters["importance"])
-            priors["kappa"].append(counters["kappa"])
-        for name, values in priors.items():
-            if weights[name] > 0:
-                order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
-                rankings[name] = [pool[i] for i in order]
-        return reciprocal_rank_fusion(rankings, weights)
+                ordered = sorted(graph, key=lambda key: -graph[key])
+                fused.extend((key, graph[key], {"graph": rank}) for rank, key in enumerate(ordered, start=1))
+                fused.sort(key=lambda item: -item[1])  # stable
+        if not any(weights[name] > 0 for name in PRIORS):
+            return fused
+        values = self._prior_values([key for key, _, _ in fused], plan)
+        boosted = []
+        for (key, score, ranks), prior in zip(fused, values, strict=True):
+            priors[key] = prior
+            boosted.append((key, score + sum(weights[n] * v for n, v in prior.items()) / (RRF_K + 1), ranks))
+        boosted.sort(key=lambda item: -item[1])  # stable: fused order breaks ties
+        return boosted
+
+    def _prior_values(self, keys: list[tuple[RowSource, int]], plan: Ranking) -> list[dict[str, float]]:
+        """Prior values in [0, 1] of each candidate (see :class:`~t4dm_core.ranking.Ranking`)."""
+        now = time.time()
+        out = []
+        for src, row in keys:
+            f = src.row_fields(row)
+            counters = self._current_counters(f["namespace"], f["id"], f)
+            age_days = max(0.0, now - f["recorded_at"]) / 86_400.0
+            importance = max(0.0, counters["importance"])
+            out.append({"recency": 2.0 ** (-age_days / plan.recency_half_life_days),
+                        "importance": importance / (1.0 + importance),
+                        "kappa": min(1.0, max(0.0, counters["kappa"]))})
+        return out
 
     def _graph_expansion(self, seeds: list[tuple[tuple[RowSource, int], float]], namespace: str,
                          flt: Filter | None) -> dict[tuple[RowSource, int], float]:
-        """Neighbours (both directions) of seed hits: Σ seed score × edge weight (positive weights only)."""
+        """Neighbours (both directions) of seed hits: max over seeds of seed score × edge weight
+        (positive weights only; weights above 1 count as 1, so a neighbour never outscores its seed
+        when ``Ranking.graph`` ≤ 1)."""
         out: dict[tuple[RowSource, int], float] = {}
         for (src, row), seed_score in seeds:
             for a, b, _etype, weight in self._graph.edges_of(namespace, src.ids[row], "both"):
@@ -1300,11 +1329,12 @@ class Store:
                 if flt is not None and not ref.source.filter_mask(flt)[ref.row]:
                     continue
                 key = (ref.source, ref.row)
-                out[key] = out.get(key, 0.0) + seed_score * weight
+                out[key] = max(out.get(key, 0.0), seed_score * min(weight, 1.0))
         return out
 
     def _hit(self, key: tuple[RowSource, int], score: float, ranks: dict[str, int],
-             scores: dict[str, dict[tuple[RowSource, int], float]], qvec: np.ndarray | None, as_of: AsOf) -> Hit:
+             scores: dict[str, dict[tuple[RowSource, int], float]], prior_values: dict[str, float],
+             qvec: np.ndarray | None, as_of: AsOf) -> Hit:
         src, row = key
         explain: dict[str, float] = {}
         if qvec is not None:
@@ -1315,6 +1345,7 @@ class Store:
         if "graph" in scores:
             explain["graph"] = scores["graph"].get(key, 0.0)
         explain.update({f"{name}_rank": float(rank) for name, rank in ranks.items()})
+        explain.update(prior_values)
         ns, mid = src.namespace[row], src.ids[row]
         chain = self._catalog.chain(ns, mid)
         ref = chain[-1] if as_of is None else next(r for r in reversed(chain) if r.source is src and r.row == row)

@@ -88,7 +88,7 @@ def test_hybrid_fuses_vector_and_lexical_ranks(store) -> None:
     query = "kubernetes friday"
     vector = store.search(query, k=20, mode="vector")
     lexical = store.search(query, k=20, mode="lexical")
-    hybrid = store.search(query, k=5, ranking=Ranking(graph=0, recency=0, importance=0, kappa=0))
+    hybrid = store.search(query, k=5, ranking=Ranking(lexical=1.0, graph=0, recency=0, importance=0, kappa=0))
     v_rank = {h.id: r for r, h in enumerate(vector, start=1)}
     l_rank = {h.id: r for r, h in enumerate(lexical, start=1)}
     for h in hybrid:
@@ -147,12 +147,15 @@ def test_bad_modes_are_typed_errors(store, query, mode) -> None:
         store.search(query, mode=mode)
 
 
-def test_default_text_search_is_hybrid_with_priors(store) -> None:
+def test_default_text_search_is_hybrid_with_value_priors(store) -> None:
     hits = store.search("kubernetes friday", k=3)
-    expected = {"vector", "lexical", "vector_rank", "recency_rank", "importance_rank", "kappa_rank"}
+    expected = {"vector", "lexical", "vector_rank", "recency", "importance", "kappa"}
     assert expected <= hits[0].explain.keys()
+    assert hits[0].explain["importance"] == pytest.approx(0.5 / 1.5) and hits[0].explain["kappa"] == 0.0
     plain = store.search("kubernetes friday", k=3, ranking=Ranking(graph=0, recency=0, importance=0, kappa=0))
-    assert [h.score for h in hits] != [h.score for h in plain]  # the priors contribute
+    assert [h.id for h in hits] == [h.id for h in plain]  # equal priors re-order nothing
+    boost = (0.1 * hits[0].explain["recency"] + 0.1 * hits[0].explain["importance"]) / 61
+    assert hits[0].score == pytest.approx(plain[0].score + boost)
 
 
 def test_importance_prior_breaks_near_ties(tmp_path) -> None:
