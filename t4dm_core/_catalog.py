@@ -14,7 +14,7 @@ import numpy as np
 
 from t4dm_core.filters import Filter
 
-__all__ = ["LAST_ACCESS", "Catalog", "RowSource", "VersionRef", "version_at"]
+__all__ = ["LAST_ACCESS", "Catalog", "RowSource", "VersionRef", "believed_at", "version_at"]
 
 LAST_ACCESS = "last_access"
 
@@ -122,15 +122,34 @@ class Catalog:
         """
         out = []
         for chain in self.versions.get(namespace, {}).values():
-            ref = version_at(chain, tx_time)
-            if ref is None or ref.deleted:
-                continue
-            if valid_time is not None:
-                start, end = valid_range(ref)
-                if valid_time < start or (end is not None and valid_time >= end):
-                    continue
-            out.append(ref)
+            ref = believed_at(chain, tx_time, valid_time, valid_range)
+            if ref is not None:
+                out.append(ref)
         return out
+
+
+def believed_at(chain: list[VersionRef], tx_time: float | None, valid_time: float | None,
+                valid_range: Any) -> VersionRef | None:
+    """The version describing valid time ``valid_time`` as the store believed at ``tx_time``.
+
+    Versions recorded after ``tx_time`` do not count, and a tombstone retracts every version
+    before it. Among the rest, the newest version whose valid range contains ``valid_time``
+    wins: a later version overrides an earlier one only over its own valid range, so after
+    an update that starts at V2, asking about a time before V2 still finds the old value.
+    ``valid_time=None`` means the newest version. ``valid_range(ref)`` gives (from, to).
+    """
+    latest = version_at(chain, tx_time)
+    if latest is None or latest.deleted:
+        return None
+    if valid_time is None:
+        return latest
+    for ref in reversed(chain[: chain.index(latest) + 1]):
+        if ref.deleted:
+            return None
+        start, end = valid_range(ref)
+        if start <= valid_time and (end is None or valid_time < end):
+            return ref
+    return None
 
 
 def version_at(chain: list[VersionRef], tx_time: float | None) -> VersionRef | None:

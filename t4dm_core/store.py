@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from t4dm_core._catalog import LAST_ACCESS, Catalog, RowSource, VersionRef, version_at
+from t4dm_core._catalog import LAST_ACCESS, Catalog, RowSource, VersionRef, believed_at
 from t4dm_core._rwlock import RWLock
 from t4dm_core._validation import (
     check_id,
@@ -899,10 +899,8 @@ class Store:
             chain = self._catalog.chain(namespace, memory_id)
             if not chain:
                 return None
-            ref = version_at(chain, tx_t)
-            if ref is None or ref.deleted or not self._valid_at(ref, valid_t):
-                return None
-            return self._materialize(ref, chain)
+            ref = believed_at(chain, tx_t, valid_t, self._valid_range)
+            return None if ref is None else self._materialize(ref, chain)
 
     def get_many(self, ids: Iterable[str], *, namespace: str = DEFAULT_NAMESPACE) -> list[Memory | None]:
         """Current versions of ``ids`` in order (None where missing)."""
@@ -961,12 +959,6 @@ class Store:
         with self._rw.read():
             return sorted(ns for ns, chains in self._catalog.versions.items()
                           if any(not c[-1].deleted for c in chains.values()))
-
-    def _valid_at(self, ref: VersionRef, valid_t: float | None) -> bool:
-        if valid_t is None:
-            return True
-        start, end = self._valid_range(ref)
-        return start <= valid_t and (end is None or valid_t < end)
 
     @staticmethod
     def _valid_range(ref: VersionRef) -> tuple[float, float | None]:

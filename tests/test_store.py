@@ -97,6 +97,23 @@ def test_valid_time_vs_transaction_time(store, rng) -> None:
     assert ids_at_150 == {"city"}
 
 
+def test_an_update_overrides_the_past_only_over_its_own_valid_range(store, rng) -> None:
+    store.put(Memory(text="likes tea", id="drink", vector=unit(rng), valid_from=100.0))
+    store.put(Memory(text="likes coffee", id="drink", vector=unit(rng), valid_from=300.0))  # in place, later
+    store.put(Memory(text="owns a cat", id="pet", vector=unit(rng), valid_from=100.0))
+    store.put(Memory(text="owns a dog", id="pet", vector=unit(rng), valid_from=50.0))  # a correction of all time
+    assert store.get("drink").text == "likes coffee"
+    assert store.get("drink", as_of=(200.0, None)).text == "likes tea"  # what we now believe held at 200
+    assert store.get("drink", as_of=(400.0, None)).text == "likes coffee"
+    assert store.get("drink", as_of=(50.0, None)) is None  # before either began
+    assert store.get("pet", as_of=(200.0, None)).text == "owns a dog"  # the newer version covers 200 too
+    assert {m.text for m in store.find(as_of=(200.0, None))} == {"likes tea", "owns a dog"}
+    assert {h.memory.text for h in store.search(unit(rng), k=5, as_of=(200.0, None))} == {"likes tea", "owns a dog"}
+    store.delete("drink")
+    assert store.get("drink", as_of=(200.0, None)) is None  # a delete retracts every earlier version
+    assert store.get("drink", as_of=(200.0, store.history("drink")[-2].recorded_at)).text == "likes tea"
+
+
 def test_namespaces_isolate(store, rng) -> None:
     shared = unit(rng)
     store.put(Memory(text="tenant a", id="x", namespace="a", vector=shared))
