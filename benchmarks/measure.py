@@ -1,10 +1,13 @@
-"""Measurement helpers shared by the benchmark legs: exact ground truth, recall, latency, disk use."""
+"""Measurement helpers shared by the benchmark legs: exact ground truth, recall, latency, disk use,
+progress logging and writing a results file."""
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -113,3 +116,18 @@ def machine_info() -> dict[str, Any]:
         pass
     return {"cpu_model": model, "nproc": os.cpu_count(), "mem_gib": mem_gib, "python": platform.python_version(),
             "platform": platform.platform(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def log(message: str) -> None:
+    """Progress line on stderr with a timestamp."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def save_results(results: dict[str, Any], out: Path, rendered: str) -> None:
+    """Write ``results`` as JSON atomically (temp file + rename), print ``rendered``, log where it went."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    os.replace(tmp, out)
+    print(rendered)
+    log(f"results written to {out} ({results['total_seconds']:.0f} s)")

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from corpus import DEFAULT_DOCS, DEFAULT_QUERIES, DEFAULT_SEED, load_corpus
 from langchain_core.embeddings import Embeddings
-from measure import exact_top_k, latency_summary, machine_info, recall_at_k, time_calls
+from measure import exact_top_k, latency_summary, log, machine_info, recall_at_k, save_results, time_calls
 from report import _table
 
 HERE = Path(__file__).resolve().parent
@@ -61,11 +61,6 @@ PACKAGES = ("langchain-core", "langgraph", "langgraph-checkpoint", "llama-index-
             "pyarrow")
 
 __all__ = ["LookupEmbeddings", "main", "render"]
-
-
-def log(message: str) -> None:
-    """Progress line on stderr with a timestamp."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class LookupEmbeddings(Embeddings):
@@ -548,12 +543,7 @@ def main() -> None:
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["total_seconds"] = round(time.time() - started, 1)
     out = Path(args.out) if args.out else HERE / "results" / f"adapters-{results['date']}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    os.replace(tmp, out)
-    print(render(results))
-    log(f"results written to {out} ({results['total_seconds']:.0f} s)")
+    save_results(results, out, render(results))
 
 
 if __name__ == "__main__":

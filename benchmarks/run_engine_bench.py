@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -42,9 +41,11 @@ from measure import (
     disk_usage,
     exact_top_k,
     latency_summary,
+    log,
     machine_info,
     recall_at_k,
     run_queries,
+    save_results,
     time_calls,
     unit_rows,
 )
@@ -62,11 +63,6 @@ CORPUS_EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 SCALE_EFS = (64, 128, 256, 512, 1024)
 HNSWLIB_FILTER_EFS = (64, 256)
 CHROMA_OVERLAY_CALLS = 300
-
-
-def log(message: str) -> None:
-    """Progress line on stderr with a timestamp."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def make_buckets(n: int, seed: int) -> np.ndarray:
@@ -379,12 +375,7 @@ def main() -> None:
     results["total_seconds"] = round(time.time() - started, 1)
     suffix = "-random" if args.scale_only else ""
     out = Path(args.out) if args.out else HERE / "results" / f"engine-{results['date']}{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    os.replace(tmp, out)
-    print(render(results))
-    log(f"results written to {out} ({results['total_seconds']:.0f} s)")
+    save_results(results, out, render(results))
 
 
 if __name__ == "__main__":

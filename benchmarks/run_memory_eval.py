@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 from corpus import DEFAULT_DOCS, DEFAULT_QUERIES, DEFAULT_SEED, load_corpus
-from measure import machine_info
+from measure import log, machine_info, save_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -79,11 +79,6 @@ PRIORS_OFF = Ranking(recency=0, importance=0, kappa=0)
 NS = "default"
 
 Search = Callable[[sc.Query], Sequence[Any]]  # hits or labels, best first
-
-
-def log(message: str) -> None:
-    """Progress line on stderr with a timestamp."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -727,12 +722,7 @@ def run(args: argparse.Namespace) -> None:
     shutil.rmtree(work, ignore_errors=True)
     suffix = "-full" if args.full else ""
     out = Path(args.out) if args.out else HERE / "results" / f"memory-eval-{results['date']}{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    os.replace(tmp, out)
-    print(render(results))
-    log(f"results written to {out} ({results['total_seconds']:.0f} s)")
+    save_results(results, out, render(results))
 
 
 if __name__ == "__main__":
