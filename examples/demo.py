@@ -3,8 +3,10 @@
 Run with ``make demo`` (creates .venv first). Everything is offline: the corpus is the
 installed Python standard library, the embedder is the packaged all-MiniLM-L6-v2.
 
-Shows: durable batch ingest with a progress bar, vector search, filtered search,
-graph neighbours (members linked to their module), and an as-of query after an update.
+Shows: durable batch ingest with a progress bar, hybrid search (vector + BM25 + graph +
+priors, each hit explained) against plain vector search, filtered search, graph neighbours
+(members linked to their module), an as-of query after an update, and a sleep
+(consolidation: near-duplicate merges and prototype memories).
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def ingest(store: t4dm_core.Store, items: list[DocItem], batch_size: int) -> Non
 def show(title: str, hits: list[t4dm_core.Hit]) -> None:
     print(f"\n== {title}")
     for hit in hits:
-        print(f"  {hit.score:5.3f}  {hit.memory.id:<45} {hit.memory.text[:70]!r}")
+        why = hit.explain
+        detail = f"cos {why['vector']:.3f}" + (f"  bm25 {why['lexical']:5.2f}" if "lexical" in why else "")
+        print(f"  {hit.score:6.4f} ({detail})  {hit.memory.id:<40} {hit.memory.text[:60]!r}")
 
 
 def main() -> None:
@@ -69,8 +73,9 @@ def main() -> None:
         print(f"store: {stats['memories']} memories, {stats['edges']} edges, {stats['segments']} segment(s), "
               f"{stats['disk_bytes'] / 1e6:.1f} MB on disk")
 
-        show("vector search: 'parse a JSON document into Python objects'",
-             store.search("parse a JSON document into Python objects", k=5))
+        query = "parse a JSON document into Python objects"
+        show(f"hybrid search (the default for text): {query!r}", store.search(query, k=5))
+        show("the same, vector only (mode='vector')", store.search(query, k=5, mode="vector"))
         show("filtered search: 'send an email message' where kind = class",
              store.search("send an email message", k=5, filter={"kind": "class"}))
         top = store.search("compress data with a sliding window", k=1, filter={"kind": {"$ne": "module"}})
@@ -84,14 +89,23 @@ def main() -> None:
                     print(f"  hop {n.hops}  {n.memory.id}")
 
         target = store.search("return the current time in seconds", k=1)[0].memory
-        before = time.time()
-        time.sleep(0.01)
-        store.put(Memory(text=target.text + " [annotated by the demo: prefer time.monotonic for intervals]",
-                         id=target.id, metadata={**target.metadata, "annotated": True}))
+        if not target.metadata.get("annotated"):  # re-running the demo does not annotate twice
+            store.put(Memory(text=target.text + " [annotated by the demo: prefer time.monotonic for intervals]",
+                             id=target.id, metadata={**target.metadata, "annotated": True}))
+        latest = store.history(target.id)[-1]
         print(f"\n== as-of: {target.id} was updated; the old version is kept")
         print(f"  now:       {store.get(target.id).text[-70:]!r}")
-        print(f"  as of then: {store.get(target.id, as_of=before).text[-70:]!r}")
+        print(f"  as of then: {store.get(target.id, as_of=latest.recorded_at - 1e-3).text[-70:]!r}")
         print(f"  versions:  {len(store.history(target.id))}")
+
+        print("\n== sleep: consolidate (NREM replay and near-duplicate merge, REM prototypes; no forgetting here)")
+        report = store.sleep(policy=t4dm_core.SleepPolicy(prune=False), progress=True)
+        assert isinstance(report, t4dm_core.SleepReport)
+        print(f"  replayed {report.replayed}, merged {len(report.merged)} groups of near-duplicates, "
+              f"built {len(report.prototypes)} prototypes, in {sum(report.seconds.values()):.1f}s")
+        for (ns, proto_id), members in list(report.prototypes.items())[:2]:
+            print(f"  prototype {proto_id} abstracts {len(members)} memories: "
+                  f"{store.get(proto_id, namespace=ns).text[:70]!r}")
 
 
 if __name__ == "__main__":

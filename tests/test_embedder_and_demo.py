@@ -36,6 +36,10 @@ def test_demo_runs(tmp_path) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py"), "--store", str(tmp_path / "demo"),
                           "--limit", "400"], capture_output=True, text=True, env=env, timeout=600, check=True)
     text = out.stdout
-    for section in ("vector search", "filtered search", "graph: first members", "as-of:"):
+    for section in ("hybrid search", "vector only", "filtered search", "graph: first members", "as-of:", "sleep:"):
         assert section in text, text
     assert "400 memories" in text
+    assert "bm25" in text and "replayed" in text
+    again = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py"), "--store", str(tmp_path / "demo")],
+                           capture_output=True, text=True, env=env, timeout=600, check=True).stdout
+    assert "versions:  2" in again  # a second run reuses the store and does not annotate twice
