@@ -32,7 +32,6 @@ Thread-safe: compiled filters are immutable.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +107,8 @@ def _scalar_key(value: object) -> tuple[str, object] | None:
     """A hashable key under which JSON-equal scalars coincide (1 and 1.0 do; True and 1 do not)."""
     kind = _kind(value)
     if kind == "num":
+        if abs(value) >= _EXACT_FLOAT_INT:  # type: ignore[arg-type]
+            return None  # floats merge distinct big integers (or overflow): compared exactly instead
         return kind, float(value)  # type: ignore[arg-type]
     if kind is not None:
         return kind, value
@@ -115,7 +116,8 @@ def _scalar_key(value: object) -> tuple[str, object] | None:
 
 
 class _ValueSet:
-    """The operand of ``$in``/``$nin``: hashed scalars plus a list of arrays/objects (compared by JSON equality)."""
+    """The operand of ``$in``/``$nin``: hashed scalars, plus arrays, objects and numbers beyond
+    2**53 in absolute value, which are compared by exact JSON equality."""
 
     __slots__ = ("compound", "scalars", "values")
 
@@ -127,13 +129,9 @@ class _ValueSet:
 
     def contains(self, value: object) -> bool:
         key = _scalar_key(value)
-        if key is None:
+        if key is None:  # arrays, objects and very large numbers: exact JSON equality
             return any(_json_equal(value, v) for v in self.compound)
-        if key not in self.scalars:
-            return False
-        if key[0] == "num" and abs(key[1]) >= _EXACT_FLOAT_INT:  # type: ignore[arg-type]
-            return any(_json_equal(value, v) for v in self.values)  # floats merge distinct big ints
-        return True
+        return key in self.scalars
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.values)
@@ -197,7 +195,7 @@ def _eval(node: Any, metadata: Mapping[str, Any]) -> bool:
     if op == "$nin":
         return not (value is not _MISSING and node.value.contains(value))
     if op in ("$like", "$ilike"):
-        return isinstance(value, str) and node.value.fullmatch(value) is not None
+        return isinstance(value, str) and node.value.matches(value)
     if op == "$contains":
         return isinstance(value, list) and any(_json_equal(item, node.value) for item in value)
     if op == "$all":
@@ -268,20 +266,47 @@ def _check_operand(field: str, op: str, value: Any) -> None:
         raise FilterError(f"field {field!r}: {op} operand {value!r} is not a JSON value") from None
 
 
-def _like_to_regex(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
-    """Compile an SQL LIKE pattern (``%``, ``_``, backslash escape) to an anchored regex."""
-    out: list[str] = []
-    chars = iter(pattern)
-    for ch in chars:
-        if ch == "\\":
-            out.append(re.escape(next(chars, "\\")))
-        elif ch == "%":
-            out.append(".*")
-        elif ch == "_":
-            out.append(".")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+class _LikePattern:
+    """An SQL LIKE pattern (``%`` any run, ``_`` one character, backslash escapes the next)
+    matched in O(len(pattern) · len(text)) worst case, never by a backtracking regex."""
+
+    __slots__ = ("ignore_case", "tokens")
+
+    def __init__(self, pattern: str, *, ignore_case: bool) -> None:
+        tokens: list[str | None] = []  # a character, "" for ``_``, None for ``%``
+        chars = iter(pattern.casefold() if ignore_case else pattern)
+        for ch in chars:
+            if ch == "\\":
+                tokens.append(next(chars, "\\"))
+            elif ch == "%":
+                if not tokens or tokens[-1] is not None:
+                    tokens.append(None)
+            else:
+                tokens.append("" if ch == "_" else ch)
+        self.tokens = tokens
+        self.ignore_case = ignore_case
+
+    def matches(self, text: str) -> bool:
+        if self.ignore_case:
+            text = text.casefold()
+        tokens, n = self.tokens, len(text)
+        t = p = 0
+        star_p, star_t = -1, 0
+        while t < n:
+            if p < len(tokens) and tokens[p] is not None and (tokens[p] == "" or tokens[p] == text[t]):
+                t += 1
+                p += 1
+            elif p < len(tokens) and tokens[p] is None:
+                star_p, star_t = p, t
+                p += 1
+            elif star_p >= 0:  # let the last % absorb one more character
+                star_t += 1
+                t, p = star_t, star_p + 1
+            else:
+                return False
+        while p < len(tokens) and tokens[p] is None:
+            p += 1
+        return p == len(tokens)
 
 
 def _parse_condition(field: str, op: str, value: Any) -> Any:
@@ -308,7 +333,7 @@ def _parse_condition(field: str, op: str, value: Any) -> Any:
     if op in ("$like", "$ilike"):
         if not isinstance(value, str):
             raise FilterError(f"field {field!r}: {op} needs a string pattern")
-        return _Cond(field, op, _like_to_regex(value, ignore_case=op == "$ilike"))
+        return _Cond(field, op, _LikePattern(value, ignore_case=op == "$ilike"))
     if op == "$all":
         if not isinstance(value, (list, tuple)) or not value:
             raise FilterError(f"field {field!r}: $all needs a non-empty list")

@@ -161,6 +161,7 @@ class Store:
         self._last_activity = time.monotonic()
         self._sleep_lock = threading.Lock()
         self._stop_scheduler = threading.Event()
+        self._sleepers: list[threading.Thread] = []  # background sleeps; close() waits for them
         self._scheduler: threading.Thread | None = None
         self._inflight_segments: set[str] = set()  # outputs being built; GC must not touch them
         self.background_error: BaseException | None = None
@@ -338,9 +339,9 @@ class Store:
         if self._closed:
             return
         self._stop_scheduler.set()
-        scheduler = self._scheduler
-        if scheduler is not None and scheduler is not threading.current_thread():
-            scheduler.join()
+        for worker in [self._scheduler, *self._sleepers]:
+            if worker is not None and worker is not threading.current_thread():
+                worker.join()
         compactor = self._compactor
         if compactor is not None and compactor is not threading.current_thread():
             compactor.join()
@@ -408,7 +409,7 @@ class Store:
             self._last_ts = ts
             self._last_activity = time.monotonic()
             self._writes_since_sleep += sum(isinstance(op, PutOp | DeleteOp) for op in ops)
-            if buffered and len(ops) == 1:  # a single overlay op: one dict update, atomic under the GIL
+            if buffered:  # overlay ops only: dict updates, each atomic under the GIL, so readers never wait
                 self._apply(first, ts, ops)
             else:
                 with self._rw.write():
@@ -536,16 +537,19 @@ class Store:
             parsed.append((role, text))
         if vectors is not None and len(vectors) != len(parsed):
             raise InvalidInputError(f"{len(vectors)} vectors for {len(parsed)} turns")
+        if vectors is None:  # embed before taking the write lock (writers must not wait for the model)
+            vectors = list(self._vectors_for([Memory(text=text, namespace=namespace) for _, text in parsed]))
+        prefix = f"{session_id}/"
         with self._write_mutex:  # turn numbers must not race another append to the same session
-            known = [m.metadata.get("turn") for m in self.find({"session": session_id}, namespace=namespace)]
-            start = 1 + max((t for t in known if isinstance(t, int)), default=-1)
-            ids = [f"{session_id}/{start + i:06d}" for i in range(len(parsed))]
-            memories = [Memory(text=text, id=mid, namespace=namespace,
-                               vector=None if vectors is None else vectors[i],
+            with self._rw.read():  # every turn ever written, deleted ones too: ids are never reused
+                used = [mid for mid in self._catalog.versions.get(namespace, {}) if mid.startswith(prefix)]
+            start = 1 + max((int(mid[len(prefix):]) for mid in used if mid[len(prefix):].isdigit()), default=-1)
+            ids = [f"{prefix}{start + i:06d}" for i in range(len(parsed))]
+            memories = [Memory(text=text, id=mid, namespace=namespace, vector=vectors[i],
                                metadata={**(metadata or {}), "session": session_id, "turn": start + i, "role": role})
                         for i, ((role, text), mid) in enumerate(zip(parsed, ids, strict=True))]
-            chain = ([f"{session_id}/{start - 1:06d}"] if start > 0 and
-                     self._catalog.current(namespace, f"{session_id}/{start - 1:06d}") is not None else []) + ids
+            last = f"{prefix}{start - 1:06d}"
+            chain = ([last] if start > 0 and self._catalog.current(namespace, last) is not None else []) + ids
             links = [edge for a, b in itertools.pairwise(chain)
                      for edge in (Edge(a, b, "next", 1.0, namespace), Edge(b, a, "prev", 1.0, namespace))]
             return self.write(put=memories, link=links, namespace=namespace)
@@ -840,7 +844,7 @@ class Store:
         chooser = policy or self._policy
         with self._compaction_lock:
             with self._write_mutex:
-                inputs = list(self._segments) if full else chooser.pick(self._segments)
+                inputs = list(self._segments) if full else _contiguous(self._segments, chooser.pick(self._segments))
                 if len(inputs) < 2:
                     return False
                 seg_id = self._alloc_file_number()
@@ -1092,7 +1096,9 @@ class Store:
                 except BaseException as exc:  # delivered to the caller through the future
                     future.set_exception(exc)
 
-            threading.Thread(target=run, name="t4dm-sleep", daemon=True).start()
+            worker = threading.Thread(target=run, name="t4dm-sleep", daemon=True)
+            self._sleepers.append(worker)
+            worker.start()
             return future
         return self._sleep(namespaces, chosen, report_to)
 
@@ -1153,6 +1159,7 @@ class Store:
             return None if ref is None else ref.recorded_at
 
         view = StoreView(current_recorded_at, lambda ns, mid: list(self._graph.edges_of(ns, mid, "both")),
+                         lambda ns, src, dst, etype: self._graph.weights.get((ns, src, dst, etype)),
                          self._delete_ops, self.dim)
         started = time.perf_counter()
         def build(ts: float) -> list[Op]:
@@ -1487,6 +1494,21 @@ class Store:
                 "next_lsn": self._next_lsn, "disk_bytes": disk, "sync": self.options.sync,
                 "read_only": self.read_only,
             }
+
+
+def _contiguous(segments: list[Segment], picked: list[Segment]) -> list[Segment]:
+    """``picked`` widened to a contiguous run in log order.
+
+    Merging folds edge operations (a later "add" onto an earlier "set"); folding across a
+    segment left out of the merge would jump over its operations (for example a delete)
+    and corrupt edge weights, so the merge always covers every segment in between.
+    """
+    if len(picked) < 2:
+        return picked
+    ordered = sorted(segments, key=lambda seg: seg.entry["min_lsn"])
+    chosen = {id(seg) for seg in picked}
+    positions = [i for i, seg in enumerate(ordered) if id(seg) in chosen]
+    return ordered[positions[0]: positions[-1] + 1]
 
 
 def _progress_bar(description: str) -> Callable[[str, int, int], None]:

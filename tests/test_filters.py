@@ -145,3 +145,18 @@ def test_in_uses_json_equality_with_hashing() -> None:
                       ("1", False), (0, False)]:
         assert f.matches({"v": value}) is ok, value
     assert compile_filter({"v": {"$nin": [1]}}).matches({"v": 1.0}) is False
+
+
+def test_like_is_linear_time_and_huge_integers_never_crash() -> None:
+    import time as _time
+
+    f = compile_filter({"t": {"$like": "%a%a%a%a%a%a%a%a%a%a%b"}})
+    assert f is not None
+    start = _time.perf_counter()
+    assert f.matches({"t": "a" * 2000}) is False
+    assert _time.perf_counter() - start < 1.0  # a backtracking regex takes minutes here
+    assert f.matches({"t": "a" * 10 + "b"}) is True
+    big = compile_filter({"n": {"$in": [1, 10**400]}})
+    assert big is not None
+    assert big.matches({"n": 10**400}) and big.matches({"n": 1.0}) and not big.matches({"n": 10**400 + 1})
+    assert compile_filter({"n": {"$nin": [1]}}).matches({"n": 10**400})

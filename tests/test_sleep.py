@@ -48,9 +48,10 @@ def test_nrem_replay_raises_kappa_and_stdp_follows_time_order(store) -> None:
 
 
 def test_near_duplicates_merge_with_provenance_and_time_travel(store) -> None:
-    store.put_many([Memory(text="user likes tea", id="t1", vector=basis(3), importance=0.2, metadata={"src": "chat"}),
-                    Memory(text="user likes tea", id="t2", vector=basis(5), importance=0.9),
-                    Memory(text="The user likes tea.", id="t3", vector=basis(3, 0.01, seed=1)),
+    store.put_many([Memory(text="user likes tea", id="t1", vector=basis(3), importance=0.2, metadata={"u": 1}),
+                    Memory(text="user likes tea", id="t2", vector=basis(5), importance=0.9, metadata={"u": 1}),
+                    Memory(text="The user likes tea.", id="t3", vector=basis(3, 0.01, seed=1), metadata={"u": 1}),
+                    Memory(text="user likes tea", id="other-user", vector=basis(3), metadata={"u": 2}),
                     Memory(text="user owns a bike", id="bike", vector=basis(7))])
     store.link("t1", "bike", type="about")
     before = time.time()
@@ -63,8 +64,9 @@ def test_near_duplicates_merge_with_provenance_and_time_travel(store) -> None:
     assert [(e.dst, e.type) for e in store.edges("t2")] == [("bike", "about")]  # edges move to the survivor
     assert "merged by" in store.why_forgotten("t1") and "'t2'" in store.why_forgotten("t1")
     assert store.get("t1", as_of=before).text == "user likes tea"  # reversible in time
-    assert store.get("t2", as_of=before).metadata == {}
+    assert store.get("t2", as_of=before).metadata == {"u": 1}
     assert store.why_forgotten("bike") is None
+    assert store.get("other-user") is not None  # equal text, different metadata: never merged
 
 
 def test_rem_builds_prototypes_with_abstracts_edges_once(store) -> None:
@@ -174,3 +176,43 @@ def test_conversation_ingestion_links_turns_in_order(store) -> None:
     with pytest.raises(t4dm_core.InvalidInputError):
         store.add_conversation("sess-1", [("user", 42)], vectors=[basis(5)])
     assert len(store.find({"session": "sess-1"})) == 4
+    store.delete(more[0])
+    again = store.add_conversation("sess-1", [("user", "back again")], vectors=[basis(6)])
+    assert again == ["sess-1/000004"]  # a deleted turn's id is never reused
+    assert [v.text for v in store.history(again[0])] == ["back again"]
+
+
+def test_merges_repoint_edges_between_merged_groups_and_survivors_are_not_pruned(store) -> None:
+    store.put_many([Memory(text="a", id="a1", vector=basis(0), importance=0.1),
+                    Memory(text="a", id="s1", vector=basis(0), importance=0.9),
+                    Memory(text="b", id="b1", vector=basis(1), importance=0.1),
+                    Memory(text="b", id="s2", vector=basis(1), importance=0.9)])
+    store.link("a1", "b1", type="rel", weight=0.7)
+    report = store.sleep(policy=SleepPolicy(rem=False, half_life_days=1e-7, min_idle_days=0.0, forget_below=100.0))
+    assert set(report.merged) == {("default", "s1"), ("default", "s2")}
+    assert [(e.src, e.dst, e.weight) for e in store.edges("s1")] == [("s1", "s2", pytest.approx(0.7))]
+    assert store.get("s1") is not None and store.get("s2") is not None  # just rewritten: not judged this sleep
+
+
+def test_sleep_never_recreates_an_edge_removed_while_it_was_planning(tmp_path) -> None:
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=QUIET) as s:
+        s.put_many([Memory(text="a", id="a", vector=basis(0), valid_from=1.0),
+                    Memory(text="b", id="b", vector=basis(1), valid_from=2.0)])
+        s.link("a", "b", type="next", weight=0.5)
+        s.link("a", "b", type="co_retrieved", weight=0.5)
+
+        def interfere(phase: str, done: int, total: int) -> None:
+            if done == total:
+                s.unlink("a", "b", type="next")
+                s.unlink("a", "b", type="co_retrieved")
+
+        s.sleep(policy=no_prune_no_rem(), progress=interfere)
+        assert s.edges("a") == []
+
+
+def test_close_waits_for_a_background_sleep(tmp_path) -> None:
+    s = t4dm_core.open(tmp_path / "s", dim=DIM, options=QUIET)
+    s.put_many([Memory(text=f"m{i}", id=f"m{i}", vector=basis(i % DIM, 0.05, seed=i)) for i in range(200)])
+    future = s.sleep(policy=SleepPolicy(prune=False, rem_min_cluster_size=3), background=True)
+    s.close()
+    assert future.done() and future.exception() is None

@@ -449,3 +449,25 @@ def test_memtable_filter_cache_extends_over_new_rows(store, rng) -> None:
     second = {m.id for m in store.find(flt)}
     assert second == (first - {"m1"}) | {f"x{i}" for i in range(10) if i % 5 in (1, 2)}
     assert {h.id for h in store.search(unit(rng), k=50, filter=flt)} == second
+
+
+def test_compaction_never_folds_edge_ops_across_a_segment_it_leaves_out(tmp_path, rng) -> None:
+    """A size-tiered pick may skip a big segment between small ones; the merge must cover it."""
+    opts = Options(auto_compact=False, learn_on_read=False)
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=opts) as s:
+        s.put_many([Memory(text="a", id="a", vector=unit(rng)), Memory(text="b", id="b", vector=unit(rng))])
+        s.link("a", "b", type="t", weight=1.0)
+        s.flush()  # small: set 1.0
+        s.put_many(memories(rng, 100))
+        s.unlink("a", "b", type="t")
+        s.flush()  # big: delete
+        s.strengthen("a", "b", 0.1, type="t")
+        s.put(Memory(text="c", id="c", vector=unit(rng)))
+        s.flush()  # small: add 0.1
+        for i in range(2):
+            s.put(Memory(text=f"y{i}", id=f"y{i}", vector=unit(rng)))
+            s.flush()
+        assert s.compact()
+        assert [(e.dst, e.weight) for e in s.edges("a")] == [("b", pytest.approx(0.1))]
+    with t4dm_core.open(tmp_path / "s", dim=DIM, options=opts) as s:
+        assert [(e.dst, e.weight) for e in s.edges("a")] == [("b", pytest.approx(0.1))]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from t4dm_core.consolidation.plan import ABSTRACTS, KIND_KEY, PROTOTYPE_KIND, NamespacePlan
+from t4dm_core.consolidation.plan import ABSTRACTS, KIND_KEY, MERGED_KEY, PROTOTYPE_KIND, NamespacePlan
 from t4dm_core.consolidation.report import SleepReport
 from t4dm_core.storage.ops import EdgeOp, FieldDeltaOp, Op, PutOp
 from t4dm_core.types import Memory
@@ -23,7 +23,6 @@ from t4dm_core.types import Memory
 __all__ = ["SLEEP_LOG_NAMESPACE", "StoreView", "log_key", "plan_ops"]
 
 SLEEP_LOG_NAMESPACE = "_t4dm_sleep"
-MERGED_KEY = "_t4dm_merged_from"
 
 
 def log_key(namespace: str, memory_id: str) -> str:
@@ -36,9 +35,11 @@ class StoreView:
 
     def __init__(self, current_recorded_at: Callable[[str, str], float | None],
                  edges_of: Callable[[str, str], Iterable[tuple[str, str, str, float]]],
+                 edge_weight: Callable[[str, str, str, str], float | None],
                  delete_ops: Callable[[str, list[str]], list[Op]], dim: int) -> None:
         self.current_recorded_at = current_recorded_at
         self.edges_of = edges_of
+        self.edge_weight = edge_weight  # (namespace, src, dst, type) -> weight, None if no such edge
         self.delete_ops = delete_ops
         self.dim = dim
 
@@ -49,59 +50,66 @@ def plan_ops(plans: list[NamespacePlan], view: StoreView, ts: float, report: Sle
     updates: list[Op] = []
     deletes: list[Op] = []
     for plan in plans:
-        ns = plan.namespace
-        stale = {mid for mid, seen in plan.touched.items() if view.current_recorded_at(ns, mid) != seen}
-        report.skipped.extend((ns, mid) for mid in sorted(stale))
-        removed: set[str] = set()
-        for merge in plan.merges:
-            group = [merge.survivor, *merge.absorbed]
-            if any(m.id in stale for m in group):
-                continue
-            survivor = merge.survivor
-            assert survivor.id is not None
-            puts.append(_merged_version(ns, survivor, merge.absorbed, ts))
-            absorbed_ids = [m.id for m in merge.absorbed if m.id is not None]
-            for mid in absorbed_ids:
-                for src, dst, etype, weight in view.edges_of(ns, mid):
-                    a, b = (survivor.id if src == mid else src), (survivor.id if dst == mid else dst)
-                    if a != b and a not in absorbed_ids and b not in absorbed_ids:
-                        updates.append(EdgeOp("set", ns, a, b, etype, weight))
-            deletes.extend(view.delete_ops(ns, absorbed_ids))
-            removed.update(absorbed_ids)
-            report.merged[(ns, survivor.id)] = [(ns, mid) for mid in absorbed_ids]
-        for forget in plan.forgotten:
-            mid = str(forget.memory.id)
-            if mid in stale or mid in removed:
-                continue
-            deletes.extend(view.delete_ops(ns, [mid]))
-            removed.add(mid)
-            report.forgotten[(ns, mid)] = forget.reason
-        for proto in plan.prototypes:
-            members = [m for m in proto.members if m not in removed and view.current_recorded_at(ns, m) is not None]
-            if len(members) < 2:
-                continue
-            puts.append(PutOp(ns, proto.id, proto.text, {KIND_KEY: PROTOTYPE_KIND, "_t4dm_members": len(members)},
-                              ts, None, 1.0, proto.importance, 0, False, proto.vector))
-            updates.extend(EdgeOp("set", ns, proto.id, m, ABSTRACTS, 1.0) for m in members)
-            report.prototypes[(ns, proto.id)] = [(ns, m) for m in members]
-        for mid, delta in plan.kappa.items():
-            if mid not in removed and delta > 0 and view.current_recorded_at(ns, mid) is not None:
-                updates.append(FieldDeltaOp(ns, mid, "kappa", delta))
-        report.replayed += sum(1 for mid in plan.replayed if mid not in removed)
-        for changes, counter in ((plan.stdp, "stdp_edges"), (plan.decay, "edges_decayed")):
-            for (src, dst, etype), delta in changes.items():
-                if src not in removed and dst not in removed and delta != 0:
-                    updates.append(EdgeOp("add", ns, src, dst, etype, delta))
-                    setattr(report, counter, getattr(report, counter) + 1)
-        for src, dst, etype in sorted(plan.edge_removals):
-            if src not in removed and dst not in removed:
-                deletes.append(EdgeOp("del", ns, src, dst, etype, 0.0))
-                report.edges_removed += 1
+        _namespace_ops(plan, view, ts, report, puts, updates, deletes)
     ops = puts + updates + deletes
     if ops:
         report.sleep_id = f"sleep-{ts:.6f}"
         ops.append(_log_record(report, ts, view.dim))
     return ops
+
+
+def _namespace_ops(plan: NamespacePlan, view: StoreView, ts: float, report: SleepReport, puts: list[Op],
+                   updates: list[Op], deletes: list[Op]) -> None:
+    ns = plan.namespace
+    stale = {mid for mid, seen in plan.touched.items() if view.current_recorded_at(ns, mid) != seen}
+    report.skipped.extend((ns, mid) for mid in sorted(stale))
+    merges = [m for m in plan.merges if not any(x.id in stale for x in (m.survivor, *m.absorbed))]
+    redirect = {str(a.id): str(m.survivor.id) for m in merges for a in m.absorbed}
+    survivors = {str(m.survivor.id) for m in merges}
+    # a survivor was just rewritten with the merged counters: it is not judged on its old ones
+    forgotten = [f for f in plan.forgotten if f.memory.id not in stale and f.memory.id not in redirect
+                 and f.memory.id not in survivors]
+    removed = set(redirect) | {str(f.memory.id) for f in forgotten}
+    for merge in merges:
+        survivor = str(merge.survivor.id)
+        puts.append(_merged_version(ns, merge.survivor, merge.absorbed, ts))
+        absorbed_ids = [str(m.id) for m in merge.absorbed]
+        moved: dict[tuple[str, str, str], float] = {}
+        for mid in absorbed_ids:
+            for src, dst, etype, weight in view.edges_of(ns, mid):
+                a, b = redirect.get(src, src), redirect.get(dst, dst)  # both ends follow their merges
+                if a != b and a not in removed and b not in removed:
+                    moved[(a, b, etype)] = max(weight, moved.get((a, b, etype), weight))
+        updates.extend(EdgeOp("set", ns, a, b, etype, w) for (a, b, etype), w in moved.items())
+        deletes.extend(view.delete_ops(ns, absorbed_ids))
+        report.merged[(ns, survivor)] = [(ns, mid) for mid in absorbed_ids]
+    for forget in forgotten:
+        mid = str(forget.memory.id)
+        deletes.extend(view.delete_ops(ns, [mid]))
+        report.forgotten[(ns, mid)] = forget.reason
+    for proto in plan.prototypes:
+        members = [m for m in proto.members if m not in removed and view.current_recorded_at(ns, m) is not None]
+        if len(members) < 2:
+            continue
+        puts.append(PutOp(ns, proto.id, proto.text, {KIND_KEY: PROTOTYPE_KIND, "_t4dm_members": len(members)},
+                          ts, None, 1.0, proto.importance, 0, False, proto.vector))
+        updates.extend(EdgeOp("set", ns, proto.id, m, ABSTRACTS, 1.0) for m in members)
+        report.prototypes[(ns, proto.id)] = [(ns, m) for m in members]
+    for mid, delta in plan.kappa.items():
+        if mid not in removed and delta > 0 and view.current_recorded_at(ns, mid) is not None:
+            updates.append(FieldDeltaOp(ns, mid, "kappa", delta))
+    report.replayed += sum(1 for mid in plan.replayed if mid not in removed)
+    for changes, counter in ((plan.stdp, "stdp_edges"), (plan.decay, "edges_decayed")):
+        for (src, dst, etype), delta in changes.items():
+            # only an edge that still exists between current memories is adjusted (never re-created)
+            if src in removed or dst in removed or delta == 0 or view.edge_weight(ns, src, dst, etype) is None:
+                continue
+            updates.append(EdgeOp("add", ns, src, dst, etype, delta))
+            setattr(report, counter, getattr(report, counter) + 1)
+    for src, dst, etype in sorted(plan.edge_removals):
+        if src not in removed and dst not in removed and view.edge_weight(ns, src, dst, etype) is not None:
+            deletes.append(EdgeOp("del", ns, src, dst, etype, 0.0))
+            report.edges_removed += 1
 
 
 def _merged_version(ns: str, survivor: Memory, absorbed: tuple[Memory, ...], ts: float) -> PutOp:

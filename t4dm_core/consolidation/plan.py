@@ -13,6 +13,7 @@ where *idle* is the time since the memory was last retrieved or written.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from t4dm_core.types import Memory
 __all__ = ["ABSTRACTS", "PROTOTYPE_KIND", "Forget", "Merge", "NamespacePlan", "Prototype", "plan_namespace", "strength"]
 
 PROTOTYPE_KIND = "prototype"
+MERGED_KEY = "_t4dm_merged_from"  # provenance of a merge survivor
 ABSTRACTS = "abstracts"  # edge type: prototype -> member
 KIND_KEY = "_t4dm_kind"
 DAY = 86_400.0
@@ -144,8 +146,14 @@ def _replay(plan: NamespacePlan, alive: list[Memory], edges: dict[EdgeKey, float
 
 
 def _duplicate_groups(memories: Sequence[Memory], near: Near, threshold: float) -> list[Merge]:
-    """Union-find over near-duplicate pairs; the survivor is pinned, else most important, else oldest."""
-    parent: dict[str, str] = {m.id: m.id for m in memories}  # type: ignore[misc]
+    """Union-find over near-duplicate pairs; the survivor is pinned, else most important, else oldest.
+
+    Two memories are duplicates only if their metadata are equal (so turns of different
+    sessions, or facts of different users, are never merged) and their text is identical or
+    their vectors have cosine ≥ ``threshold``.
+    """
+    parent: dict[str, str] = {str(m.id): str(m.id) for m in memories}
+    context = {str(m.id): _context_key(m) for m in memories}
 
     def root(x: str) -> str:
         while parent[x] != x:
@@ -153,18 +161,18 @@ def _duplicate_groups(memories: Sequence[Memory], near: Near, threshold: float) 
             x = parent[x]
         return x
 
-    by_text: dict[str, str] = {}
+    by_text: dict[tuple[str, str], str] = {}
     for m in memories:
-        assert m.id is not None
+        mid = str(m.id)
         if m.text:
-            first = by_text.setdefault(m.text, m.id)
-            parent[root(m.id)] = root(first)
+            first = by_text.setdefault((m.text, context[mid]), mid)
+            parent[root(mid)] = root(first)
         for other, cosine in near(m):
-            if other != m.id and other in parent and cosine >= threshold:
-                parent[root(other)] = root(m.id)
+            if other != mid and other in parent and cosine >= threshold and context[other] == context[mid]:
+                parent[root(other)] = root(mid)
     groups: dict[str, list[Memory]] = {}
     for m in memories:
-        groups.setdefault(root(m.id), []).append(m)  # type: ignore[arg-type]
+        groups.setdefault(root(str(m.id)), []).append(m)
     merges = []
     for members in groups.values():
         if len(members) < 2:
@@ -172,6 +180,11 @@ def _duplicate_groups(memories: Sequence[Memory], near: Near, threshold: float) 
         members.sort(key=lambda m: (not m.pinned, -(m.importance or 0.0), m.recorded_at or 0.0, m.id))
         merges.append(Merge(members[0], tuple(members[1:])))
     return merges
+
+
+def _context_key(memory: Memory) -> str:
+    """A memory's metadata as canonical JSON, without merge provenance."""
+    return json.dumps({k: v for k, v in memory.metadata.items() if k != MERGED_KEY}, sort_keys=True)
 
 
 def _prune(alive: Sequence[Memory], policy: SleepPolicy, now: float) -> list[tuple[Memory, str]]:

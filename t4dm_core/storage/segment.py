@@ -1,6 +1,6 @@
 """Immutable segments: write (flush/compaction output) and open (verified, memory-mapped).
 
-A segment ``seg-NNNNNN`` is up to four files, each listed in the manifest with its size
+A segment ``seg-NNNNNN`` is up to five files, each listed in the manifest with its size
 and xxh3-128 hash:
 
 * ``.records.arrow`` - Arrow IPC file, one row per memory version (tombstones included),
@@ -9,7 +9,11 @@ and xxh3-128 hash:
   (fixed_size_list<float32>), plus typed ``m:<key>`` columns for up to
   :data:`MAX_PROMOTED_KEYS` top-level metadata keys of a single JSON kind (vectorised
   filtering).
-* ``.hnsw`` - hnswlib index over the non-tombstone rows (label = row number).
+* ``.hnsw`` - hnswlib index (label = row number) over the rows current when the segment
+  was written (tombstones and durably superseded versions are left out; ``as_of`` scores
+  those exactly).
+* ``.lexicon.arrow`` - BM25 postings of the rows' text (see :mod:`t4dm_core.index.lexical`);
+  built from the text column on first use when absent (segments from before it existed).
 * ``.edges.arrow`` - edge operations sorted by (namespace, src, lsn), i.e. CSR order; on
   open they are folded, with the memtable's, into the in-memory adjacency used for traversal.
 * ``.overlays.arrow`` - field deltas (learning writes) not yet folded.
