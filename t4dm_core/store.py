@@ -508,6 +508,8 @@ class Store:
                                  bool(mem.pinned), vec))
             ops.extend(EdgeOp("del", e.namespace, e.src, e.dst, e.type, 0.0) for e in unlinks
                        if (e.namespace, e.src, e.dst, e.type) in self._graph.weights)
+            for e in links:  # endpoints again under the write lock: a concurrent delete may have won
+                self._require_current(e.namespace, (e.src, e.dst), also=put_keys)
             ops.extend(EdgeOp("set", e.namespace, e.src, e.dst, e.type, float(e.weight)) for e in links)
             ops.extend(self._delete_ops(namespace, delete_ids))
             return ops
@@ -680,8 +682,19 @@ class Store:
              namespace: str = DEFAULT_NAMESPACE) -> Edge:
         """Create or overwrite the directed edge src → dst of ``type``. Both memories must be current."""
         self._check_edge(src, dst, type, weight, namespace)
-        self._commit(lambda ts: [EdgeOp("set", namespace, src, dst, type, float(weight))])
+
+        def build(ts: float) -> list[Op]:
+            self._require_current(namespace, (src, dst))  # again under the write lock: a delete may have won
+            return [EdgeOp("set", namespace, src, dst, type, float(weight))]
+
+        self._commit(build)
         return Edge(src, dst, type, float(weight), namespace)
+
+    def _require_current(self, namespace: str, ids: Iterable[str], also: AbstractSet[tuple[str, str]] = frozenset()
+                         ) -> None:
+        for mid in ids:
+            if self._catalog.current(namespace, mid) is None and (namespace, mid) not in also:
+                raise MemoryNotFoundError(f"no memory {mid!r} in namespace {namespace!r}")
 
     def unlink(self, src: str, dst: str, *, type: str = DEFAULT_EDGE_TYPE, namespace: str = DEFAULT_NAMESPACE) -> bool:
         """Remove an edge. Returns whether it existed."""
@@ -700,9 +713,7 @@ class Store:
             raise InvalidInputError("edge type must be a non-empty string")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise InvalidInputError("edge weight must be a finite number")
-        for mid in (src, dst):
-            if self._catalog.current(namespace, mid) is None and (namespace, mid) not in also:
-                raise MemoryNotFoundError(f"no memory {mid!r} in namespace {namespace!r}")
+        self._require_current(namespace, (src, dst), also)
 
     def bump(self, memory_id: str, field: str, delta: float, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         """Learning write: add ``delta`` to kappa, importance or access_count (O(1) overlay, buffered)."""
@@ -719,7 +730,12 @@ class Store:
                    namespace: str = DEFAULT_NAMESPACE) -> None:
         """Learning write: add ``delta`` to an edge's weight (creating it); O(1) overlay, buffered."""
         self._check_edge(src, dst, type, delta, namespace)
-        self._commit(lambda ts: [EdgeOp("add", namespace, src, dst, type, float(delta))], buffered=True)
+
+        def build(ts: float) -> list[Op]:
+            self._require_current(namespace, (src, dst))  # again under the write lock
+            return [EdgeOp("add", namespace, src, dst, type, float(delta))]
+
+        self._commit(build, buffered=True)
 
     # ------------------------------------------------------------ flush
     def flush(self) -> None:
@@ -1261,6 +1277,8 @@ class Store:
             ops.extend(FieldDeltaOp(ns, mid, "access_count", 1.0) for mid in ids
                        if self._catalog.current(ns, mid) is not None)
             for a, b in co_retrieval_pairs(ids, self.options.hebbian_top):
+                if self._catalog.current(ns, a) is None or self._catalog.current(ns, b) is None:
+                    continue  # deleted since the search: no edge onto a tombstone
                 w = weights.get((ns, a, b), self._graph.weights.get((ns, a, b, CO_RETRIEVED), 0.0))
                 delta = self.options.hebbian_rate * (1.0 - w)
                 if delta > 0:

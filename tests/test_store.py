@@ -471,3 +471,17 @@ def test_compaction_never_folds_edge_ops_across_a_segment_it_leaves_out(tmp_path
         assert [(e.dst, e.weight) for e in s.edges("a")] == [("b", pytest.approx(0.1))]
     with t4dm_core.open(tmp_path / "s", dim=DIM, options=opts) as s:
         assert [(e.dst, e.weight) for e in s.edges("a")] == [("b", pytest.approx(0.1))]
+
+
+def test_edge_endpoints_are_checked_again_under_the_write_lock(store, rng) -> None:
+    store.put_many(memories(rng, 2))
+    original = store._check_edge
+
+    def stale_check(*args, **kwargs):  # white-box: the endpoint is deleted right after the early check passes
+        original(*args, **kwargs)
+        store.delete("m1")
+
+    store._check_edge = stale_check
+    with pytest.raises(t4dm_core.MemoryNotFoundError):
+        store.link("m0", "m1")
+    assert store.edges("m0") == []
