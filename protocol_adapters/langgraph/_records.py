@@ -12,10 +12,18 @@ Everything lives in the adapter's one engine namespace, as three kinds of record
   (``Store.bump``) instead of a new version of the record. The engine keeps counters as
   float32 in segments: an offset stays exact to well under a second for half a year.
 * ``vector`` — one per embedded text of an item, id :func:`vector_id` (``item id`` + index),
-  carrying the text, its vector and the id of its item. Only these are vector-searched.
+  carrying the text, its vector, the id of its item and ``_t4dm_fields``: the value's
+  top-level scalar fields (strings up to :data:`FIELD_STRING_LIMIT` characters; see
+  :func:`filter_fields`), so a search can prefilter vectors by the item's filter. Records
+  written before that key existed lack it (:data:`FIELDS`).
 * ``namespace`` — one per LangGraph namespace ever written, id :func:`namespace_record_id`,
-  holding the order in which namespaces were first written. Never deleted (like the
-  reference store, a namespace keeps its place after its items are deleted).
+  holding the order in which namespaces were first written (``_t4dm_ns_seq``) and two
+  flags: whether the namespace holds any item record (``_t4dm_has_items``; expired items
+  count until swept) and any item without a TTL (``_t4dm_has_permanent``). A batch that
+  changes a flag writes a new version in the same atomic engine write, so the flags always
+  match the item records; most writes change neither. Never deleted (like the reference
+  store, a namespace keeps its place after its items are deleted). Records written before
+  the flags existed lack them (None in :class:`StoredNamespace`).
 
 ``_t4dm_nspath`` is the namespace joined with ``"."`` plus a trailing ``"."``: labels cannot
 contain ``"."``, so it is unambiguous and a namespace prefix is a LIKE prefix of it.
@@ -38,13 +46,19 @@ from protocol_adapters._common import stand_in_vector
 from t4dm_core import Memory, MetadataError
 
 __all__ = [
+    "FIELDS",
+    "FIELD_STRING_LIMIT",
     "ITEM",
     "KIND",
     "NAMESPACE",
+    "VALUE",
     "VECTOR",
     "StoredItem",
+    "StoredNamespace",
     "check_value",
     "decode_item",
+    "decode_namespace",
+    "filter_fields",
     "is_finite_number",
     "item_id",
     "item_record",
@@ -60,6 +74,9 @@ __all__ = [
 
 KIND = "_t4dm_kind"
 ITEM, VECTOR, NAMESPACE = "item", "vector", "namespace"
+VALUE = "_t4dm_value"  # an item record's value
+FIELDS = "_t4dm_fields"  # a vector record's copy of its item's top-level scalar fields
+FIELD_STRING_LIMIT = 128  # longer strings are left out of that copy
 _READABLE_ID_LIMIT = 400  # longer ids are hashed; leaves room for vector suffixes under the engine's 512
 
 
@@ -174,10 +191,42 @@ def decode_item(memory: Memory | None) -> StoredItem | None:
     meta = memory.metadata
     ttl, base = meta["_t4dm_ttl"], meta["_t4dm_expiry_base"]
     return StoredItem(
-        id=memory.id or "", namespace=tuple(meta["_t4dm_ns"]), key=meta["_t4dm_key"], value=meta["_t4dm_value"],
+        id=memory.id or "", namespace=tuple(meta["_t4dm_ns"]), key=meta["_t4dm_key"], value=meta[VALUE],
         created_at=meta["_t4dm_created"], updated_at=meta["_t4dm_updated"], seq=meta["_t4dm_seq"],
         ns_seq=meta["_t4dm_ns_seq"], nvec=meta["_t4dm_nvec"], ttl=ttl, expiry_base=base,
         expires_at=None if base is None else base + float(memory.importance or 0.0))
+
+
+@dataclass(frozen=True)
+class StoredNamespace:
+    """A namespace record: first-write order, and whether it holds any item record and any
+    item without a TTL (None in records that predate those flags)."""
+
+    namespace: tuple[str, ...]
+    seq: int
+    has_items: bool | None
+    has_permanent: bool | None
+
+
+def decode_namespace(memory: Memory | None) -> StoredNamespace | None:
+    """The namespace record held by an engine record, or None for a missing or other record."""
+    if memory is None or memory.metadata.get(KIND) != NAMESPACE:
+        return None
+    meta = memory.metadata
+    return StoredNamespace(tuple(meta["_t4dm_ns"]), int(meta["_t4dm_ns_seq"]), meta.get("_t4dm_has_items"),
+                           meta.get("_t4dm_has_permanent"))
+
+
+def filter_fields(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level fields of ``value`` a vector record copies: scalars under keys without
+    ``"."``, strings only up to :data:`FIELD_STRING_LIMIT` characters."""
+    return {key: field for key, field in value.items() if key and "." not in key and _copied(field)}
+
+
+def _copied(field: Any) -> bool:
+    if isinstance(field, str):
+        return len(field) <= FIELD_STRING_LIMIT
+    return not isinstance(field, (list, dict))
 
 
 def timestamp(now: float) -> str:
@@ -188,7 +237,7 @@ def timestamp(now: float) -> str:
 def item_record(item: StoredItem, *, engine_namespace: str, dim: int) -> Memory:
     """The engine record of ``item`` (expiry offset in ``importance``; pinned against forgetting)."""
     meta = {KIND: ITEM, "_t4dm_unembedded": True, "_t4dm_ns": list(item.namespace),
-            "_t4dm_nspath": namespace_path(item.namespace), "_t4dm_key": item.key, "_t4dm_value": item.value,
+            "_t4dm_nspath": namespace_path(item.namespace), "_t4dm_key": item.key, VALUE: item.value,
             "_t4dm_created": item.created_at, "_t4dm_updated": item.updated_at, "_t4dm_seq": item.seq,
             "_t4dm_ns_seq": item.ns_seq, "_t4dm_nvec": item.nvec, "_t4dm_ttl": item.ttl,
             "_t4dm_expiry_base": item.expiry_base}
@@ -199,15 +248,18 @@ def item_record(item: StoredItem, *, engine_namespace: str, dim: int) -> Memory:
 
 def vector_record(owner: StoredItem, index: int, text: str, vector: Any, *, engine_namespace: str) -> Memory:
     """The engine record of one embedded text of ``owner``."""
-    meta = {KIND: VECTOR, "_t4dm_item": owner.id, "_t4dm_nspath": namespace_path(owner.namespace)}
+    meta = {KIND: VECTOR, "_t4dm_item": owner.id, "_t4dm_nspath": namespace_path(owner.namespace),
+            FIELDS: filter_fields(owner.value)}
     return Memory(text=text, id=vector_id(owner.id, index), namespace=engine_namespace, vector=vector,
                   metadata=meta, pinned=True)
 
 
-def namespace_record(namespace: tuple[str, ...], seq: int, *, engine_namespace: str, dim: int) -> Memory:
-    """The ordering record of a LangGraph namespace."""
-    record_id = namespace_record_id(namespace)
-    meta = {KIND: NAMESPACE, "_t4dm_unembedded": True, "_t4dm_ns": list(namespace), "_t4dm_ns_seq": seq}
+def namespace_record(state: StoredNamespace, *, engine_namespace: str, dim: int) -> Memory:
+    """The record of a LangGraph namespace (order and flags)."""
+    record_id = namespace_record_id(state.namespace)
+    meta = {KIND: NAMESPACE, "_t4dm_unembedded": True, "_t4dm_ns": list(state.namespace),
+            "_t4dm_ns_seq": state.seq, "_t4dm_has_items": state.has_items,
+            "_t4dm_has_permanent": state.has_permanent}
     return Memory(id=record_id, namespace=engine_namespace, vector=stand_in_vector(record_id, dim), metadata=meta,
                   pinned=True)
 

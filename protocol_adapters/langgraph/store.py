@@ -56,11 +56,8 @@ Contracts:
 from __future__ import annotations
 
 import os
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import numpy as np
 from langgraph.store.base import (
@@ -79,6 +76,7 @@ from protocol_adapters.langgraph._index import IndexSpec
 from protocol_adapters.langgraph._plan import Plan, plan_batch
 from protocol_adapters.langgraph._reads import ItemReader
 from protocol_adapters.langgraph._records import StoredItem, item_id
+from protocol_adapters.langgraph._shared import shared_state
 from protocol_adapters.langgraph._ttl import Sweeper, check_ttl_config
 from protocol_adapters.langgraph._writes import ItemWriter
 from t4dm_core import InvalidNamespaceError, Store, StoreClosedError
@@ -88,21 +86,6 @@ __all__ = ["DEFAULT_NAMESPACE", "T4DMStore"]
 DEFAULT_NAMESPACE = "langgraph"
 _SCRATCH_DIM = 8  # stand-in vectors of a temporary store without an index config
 _MAX_ENGINE_NAMESPACE = 128
-
-_locks_guard = threading.Lock()
-_write_locks: weakref.WeakValueDictionary[tuple[str, str], Any] = weakref.WeakValueDictionary()
-
-
-def _write_lock(store: Store, namespace: str) -> Any:
-    """The process-wide ``RLock`` serialising writes to one (store directory, namespace);
-    shared by every live adapter on that pair, dropped when the last one goes."""
-    key = (os.path.realpath(store.path), namespace)
-    with _locks_guard:
-        lock = _write_locks.get(key)
-        if lock is None:
-            lock = _write_locks[key] = threading.RLock()
-        return lock
-
 
 class T4DMStore(BaseStore):
     """LangGraph ``BaseStore`` over a T4DM store (see the module docstring for the contracts).
@@ -149,9 +132,10 @@ class T4DMStore(BaseStore):
         self._sweeper: Sweeper | None = None
         try:
             engine = self._handle.store
-            self._lock = _write_lock(engine, namespace)
-            self._reader = ItemReader(engine, namespace)
-            self._writer = ItemWriter(engine, namespace)
+            shared = shared_state(engine, namespace)
+            self._lock = shared.lock
+            self._reader = ItemReader(engine, namespace, shared)
+            self._writer = ItemWriter(engine, namespace, shared)
             interval = (self.ttl_config or {}).get("sweep_interval_minutes")
             if interval:
                 self._sweeper = Sweeper(self.sweep_ttl, interval * 60.0)

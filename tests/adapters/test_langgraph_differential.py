@@ -6,6 +6,10 @@ list_namespaces with prefix/suffix/wildcards/max_depth/limit/offset, and invalid
 through the public sync and async methods) run against both stores, each batch through
 ``batch`` or ``abatch``. Results must match: keys, values, namespaces and order exactly,
 scores within 1e-5, order free only among tied scores, identical exception types.
+A second generator aims filters at values where the engine's prefilter dialect and
+LangGraph's rules part ways (``True == 1``, numeric strings, ``None`` vs missing, numbers
+beyond 2**53, long strings, dotted keys, nested dicts) and compares results and the first
+exception raised.
 
 The generator steers clear of the reference's documented quirks (see
 ``protocol_adapters.langgraph.store``) instead of papering over them:
@@ -20,6 +24,7 @@ The generator steers clear of the reference's documented quirks (see
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -323,3 +328,86 @@ def features(op: Op) -> set[str]:
     assert isinstance(op, ListNamespacesOp)
     return {"max_depth" if op.max_depth else "list",
             *(f"{c.match_type}*" for c in op.match_conditions or () if "*" in c.path)}
+
+
+# ------------------------------------------------------- filters on awkward values
+# The adapter prefilters in the engine, whose dialect never coerces (True != 1, "5" is not
+# a number) while LangGraph compares with == and float(). These values sit on every seam.
+AWKWARD = [0, 1, 1.0, True, False, 2, 2.5, -3, "5", " 2.5 ", "abc", "1e3", None, 2**53, 2**53 + 1,
+           -(2**53) - 3, 1e300, [1], {"v": 1}, "L" * 200, "L" * 200 + "x"]
+NUMBERS_ONLY = [0, 1, 1.0, True, False, 2, 2.5, -3, 2**53, 2**53 + 1, 1e300]
+OPERANDS = [0, 1, 1.0, True, False, 2, 2.5, "5", "abc", "2.5", None, 2**53, 2**53 + 1, 1e300, "L" * 200, [1],
+            {"v": 1}]
+FILTER_KEYS = ["x", "x", "x", "y", "gone", "a.b"]
+
+
+def awkward_value(rng: random.Random, i: int, round_: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"text": f"{' '.join(rng.sample(WORDS, 2))} {round_}{i}", "i": i}
+    value["x"] = rng.choice(NUMBERS_ONLY if rng.random() < 0.95 else AWKWARD)  # x: mostly numbers
+    for key in ("y", "a.b"):
+        if rng.random() < 0.85:
+            value[key] = rng.choice(AWKWARD)
+    if rng.random() < 0.7:
+        value["meta"] = {"x": rng.choice(AWKWARD)} if rng.random() < 0.8 else rng.choice(AWKWARD)
+    return value
+
+
+def awkward_condition(rng: random.Random) -> Any:
+    operand = rng.choice(OPERANDS)
+    shape = rng.random()
+    if shape < 0.25:
+        return operand
+    if shape < 0.85:
+        return {rng.choice(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]): operand}
+    return {"$gt": rng.choice([0, 1, "5"]), "$lte": rng.choice([2, 2.5, 2**53])}
+
+
+def awkward_filter(rng: random.Random) -> dict[str, Any]:
+    flt: dict[str, Any] = {}
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        if rng.random() < 0.2:
+            flt["meta"] = {"x": awkward_condition(rng)}
+        else:
+            flt[rng.choice(FILTER_KEYS)] = awkward_condition(rng)
+    return flt
+
+
+def exact(items: list[Any]) -> list[tuple[Any, ...]]:
+    """Items with type-exact values (``True == 1`` must not hide a difference)."""
+    return [(x.namespace, x.key, json.dumps(x.value, sort_keys=True)) for x in items]
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_filters_on_awkward_values_match_in_memory_store(seed: int, engine: t4dm_core.Store) -> None:
+    rng = random.Random(1000 + seed)
+    ref = InMemoryStore(index=index_config())
+    mine = T4DMStore(store=engine, namespace=f"awkward-{seed}", index=index_config())
+    try:
+        for round_ in range(2):  # the second round overwrites and deletes
+            puts: list[Op] = []
+            for i in range(14):
+                namespace = ("docs", "a") if i % 3 else ("docs", "b")
+                key = f"k{i}"
+                if round_ and rng.random() < 0.2:
+                    puts.append(PutOp(namespace, key, None))
+                elif not round_ or rng.random() < 0.5:
+                    mode = False if i % 5 == 0 else None  # some items are never ranked
+                    puts.append(PutOp(namespace, key, awkward_value(rng, i, round_), index=mode))
+            ref.batch(puts)
+            mine.batch(puts)
+            for _ in range(20):
+                query = " ".join(rng.sample(WORDS, 2)) if rng.random() < 0.5 else None
+                op = SearchOp(rng.choice([(), ("docs",), ("docs", "a")]), awkward_filter(rng),
+                              rng.choice([3, 10, 20]), rng.choice([0, 0, 2]), query)
+                step = [op]
+                ref_out, ref_err = await run(ref, with_rankings(step), use_async=False)
+                mine_out, mine_err = await run(mine, step, use_async=bool(rng.random() < 0.5))
+                assert type(mine_err) is type(ref_err), (op, ref_err, mine_err)
+                if ref_err is not None:
+                    continue
+                if query:
+                    assert_same_page(ref_out[0], mine_out[0], ref_out[1])
+                else:
+                    assert exact(mine_out[0]) == exact(ref_out[0]), op
+    finally:
+        mine.close()

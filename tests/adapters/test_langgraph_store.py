@@ -6,6 +6,7 @@ Everything runs on the real engine (tiny dimensions); time is an injected clock,
 
 from __future__ import annotations
 
+import gc
 import math
 import subprocess
 import sys
@@ -308,6 +309,139 @@ def test_shared_store_namespaces_are_isolated(tmp_path: Path) -> None:
         assert not engine.closed
         assert engine.get("anything", namespace="default") is None
     assert LazyT4DMStore is T4DMStore
+
+
+# ------------------------------------------------------- namespace catalogue
+def namespace_versions(engine: t4dm_core.Store, namespace: str = "langgraph") -> dict[tuple[str, ...], int]:
+    """How many versions each namespace record has (each flag change writes one)."""
+    records = engine.find({"_t4dm_kind": "namespace"}, namespace=namespace)
+    return {tuple(m.metadata["_t4dm_ns"]): len(engine.history(m.id or "", namespace=namespace)) for m in records}
+
+
+def test_list_namespaces_follows_items_without_rewriting_namespace_records(tmp_path: Path) -> None:
+    """A namespace is listed while it holds an item; its record is rewritten only when it
+    gains its first item or loses its last one, and it keeps its place in search order."""
+    ref = InMemoryStore()
+    with t4dm_core.open(tmp_path / "s", dim=DIMS) as engine:
+        store = T4DMStore(store=engine)
+        for s in (store, ref):
+            s.batch([PutOp(("a",), f"k{i}", {"v": i}) for i in range(3)])
+            s.put(("b",), "k", {"v": 9})
+            s.put(("a",), "k3", {"v": 3})
+            s.put(("a",), "k0", {"v": 0, "again": True})  # an overwrite
+        assert namespace_versions(engine) == {("a",): 1, ("b",): 1}
+        for key in ("k0", "k1", "k2"):
+            store.delete(("a",), key)
+        assert store.list_namespaces() == [("a",), ("b",)] and namespace_versions(engine)[("a",)] == 1
+        store.batch([PutOp(("a",), "k3", None), PutOp(("b",), "k", None)])  # the last items of both
+        assert store.list_namespaces() == []
+        assert namespace_versions(engine) == {("a",): 2, ("b",): 2}
+        store.batch([PutOp(("a",), "k0", None), PutOp(("c",), "k", None)])  # nothing left to delete
+        assert namespace_versions(engine) == {("a",): 2, ("b",): 2}  # no record for ("c",) either
+        store.put(("b",), "new", {"v": 1})
+        store.put(("a",), "new", {"v": 2})
+        assert store.list_namespaces() == [("a",), ("b",)]
+        for s in (store, ref):
+            for key in ("k0", "k1", "k2", "k3"):
+                s.delete(("a",), key)
+            s.delete(("b",), "k")
+            s.put(("b",), "new", {"v": 1})
+            s.put(("a",), "new", {"v": 2})
+        assert [(x.namespace, x.key) for x in store.search(())] == [(x.namespace, x.key) for x in ref.search(())]
+        assert namespace_versions(engine) == {("a",): 3, ("b",): 3}
+        store.close()
+
+
+def test_list_namespaces_with_ttl_items(tmp_path: Path) -> None:
+    """Namespaces whose items all have a TTL are listed only while one has not expired, also
+    after a permanent item is deleted or given a TTL, and after a sweep."""
+    clock = Clock()
+    with T4DMStore(path=tmp_path / "s", clock=clock) as store:
+        store.put(("ttl",), "a", {"v": 1}, ttl=1.0)
+        store.put(("ttl",), "b", {"v": 1}, ttl=3.0)
+        store.put(("mixed",), "p", {"v": 1})
+        store.put(("mixed",), "t", {"v": 1}, ttl=1.0)
+        store.put(("turned",), "p", {"v": 1})
+        store.put(("turned",), "p", {"v": 2}, ttl=1.0)  # its only permanent item gets a TTL
+        assert store.list_namespaces() == [("mixed",), ("ttl",), ("turned",)]
+        store.delete(("mixed",), "p")
+        clock.advance(2 * MINUTE)
+        assert store.list_namespaces() == [("ttl",)]
+        assert store.sweep_ttl() == 3
+        assert store.list_namespaces() == [("ttl",)]
+        clock.advance(2 * MINUTE)
+        assert store.list_namespaces() == []
+        assert store.sweep_ttl() == 1
+        store.put(("ttl",), "c", {"v": 1})
+        clock.advance(10 * 365 * 86400)
+        assert store.list_namespaces() == [("ttl",)]
+    with T4DMStore(path=tmp_path / "s", clock=clock) as store:
+        assert store.list_namespaces() == [("ttl",)]
+
+
+def test_adapters_sharing_a_namespace_keep_the_flags_right(tmp_path: Path) -> None:
+    with t4dm_core.open(tmp_path / "s", dim=DIMS) as engine:
+        first, second = T4DMStore(store=engine), T4DMStore(store=engine)
+        first.put(("x",), "k", {"v": 1})
+        second.delete(("x",), "k")
+        assert first.list_namespaces() == []
+        first.put(("x",), "k2", {"v": 2})  # must notice that the other adapter emptied ("x",)
+        assert second.list_namespaces() == [("x",)]
+        first.close()
+        second.close()
+
+
+def downgrade(engine: t4dm_core.Store) -> None:
+    """Rewrite the adapter's records as the previous layout had them: namespace records
+    without flags, vector records without the copy of their item's fields."""
+    stale = {"namespace": ("_t4dm_has_items", "_t4dm_has_permanent"), "vector": ("_t4dm_fields",)}
+    old = []
+    for m in engine.find(namespace="langgraph"):
+        dropped = stale.get(m.metadata["_t4dm_kind"], ())
+        if dropped:
+            meta = {k: v for k, v in m.metadata.items() if k not in dropped}
+            old.append(t4dm_core.Memory(text=m.text, id=m.id, namespace=m.namespace, vector=m.vector, metadata=meta,
+                                        pinned=True))
+    engine.put_many(old)
+
+
+def test_stores_written_before_namespace_flags_and_vector_fields(tmp_path: Path) -> None:
+    """Records of the previous layout read correctly, and writes bring them up to date."""
+    clock = Clock()
+    values = [{"text": f"note {i}", "n": i % 4, "tag": "x" if i % 2 else "y"} for i in range(12)]
+    ref = InMemoryStore(index=index())
+    with t4dm_core.open(tmp_path / "s", dim=DIMS) as engine:
+        store = T4DMStore(store=engine, index=index(), clock=clock)
+        for s in (store, ref):
+            s.batch([PutOp(("p", f"g{i % 3}"), str(i), v) for i, v in enumerate(values)])
+            s.batch([PutOp(("p", "g2"), str(i), None) for i in range(2, 12, 3)])  # empties ("p", "g2")
+        store.put(("short",), "t", {"text": "brief"}, ttl=1.0)
+        store.close()
+        del store  # no live adapter may remember the namespace records rewritten behind its back
+        gc.collect()
+        downgrade(engine)
+        clock.advance(2 * MINUTE)
+        store = T4DMStore(store=engine, index=index(), clock=clock)
+
+        def same_as_reference() -> None:
+            for flt in ({"n": {"$gte": 2}}, {"tag": "x"}, {"n": {"$lt": 3}, "tag": {"$ne": "y"}}):
+                got, expected = (s.search(("p",), query="note 7", filter=flt) for s in (store, ref))
+                assert [(h.key, round(h.score or 0, 5)) for h in got] == [(h.key, round(h.score or 0, 5))
+                                                                           for h in expected], flt
+
+        assert store.list_namespaces() == [("p", "g0"), ("p", "g1")]
+        same_as_reference()
+        store.batch([PutOp(("p", f"g{i % 3}"), str(i), v) for i, v in enumerate(values) if i % 3 != 2])
+        same_as_reference()
+        store.delete(("short",), "t")
+        assert engine.find({"_t4dm_kind": "vector", "_t4dm_fields": {"$exists": False}}, namespace="langgraph") == []
+        flags = {tuple(m.metadata["_t4dm_ns"]): (m.metadata.get("_t4dm_has_items"),
+                                                 m.metadata.get("_t4dm_has_permanent"))
+                 for m in engine.find({"_t4dm_kind": "namespace"}, namespace="langgraph")}
+        assert flags == {("p", "g0"): (True, True), ("p", "g1"): (True, True), ("p", "g2"): (None, None),
+                         ("short",): (False, False)}
+        assert store.list_namespaces() == [("p", "g0"), ("p", "g1")]
+        store.close()
 
 
 # -------------------------------------------------------------- bad input
