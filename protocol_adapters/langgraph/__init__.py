@@ -2,7 +2,9 @@
 
 Submodules: ``store`` (the adapter and its contracts), ``_plan`` (op validation), ``_reads``
 and ``_writes`` (engine access), ``_records`` (record layout), ``_semantics`` (LangGraph
-filter and namespace matching), ``_index`` (embedding), ``_ttl`` (TTL config and sweeper).
+filter and namespace matching), ``_pushdown`` (engine pre-screening of LangGraph filters),
+``_shared`` (per-store caches and lock shared by adapters of one process), ``_index``
+(embedding), ``_ttl`` (TTL config and sweeper).
 """
 
 from __future__ import annotations
