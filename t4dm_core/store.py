@@ -957,8 +957,11 @@ class Store:
         flt = compile_filter(filter)
         valid_t, tx_t = _parse_as_of(as_of)
         with self._rw.read():
-            refs = self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range)
-            if flt is not None:
+            if as_of is None and flt is not None:
+                refs = self._current_matching(namespace, flt)
+            else:
+                refs = self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range)
+            if flt is not None and as_of is not None:
                 masks: dict[int, np.ndarray] = {}
                 kept = []
                 for ref in refs:
@@ -972,6 +975,23 @@ class Store:
             if limit is not None:
                 refs = refs[:limit]
             return [self._materialize(ref) for ref in refs]
+
+    def _current_matching(self, namespace: str, flt: Filter) -> list[VersionRef]:
+        """Current versions matching ``flt``, found from the sources' live and filter masks, so the
+        cost beyond the (cached, column-wise where possible) masks grows with the matches only."""
+        code = self._ns_lookup.get(namespace)
+        if code is None:
+            return []
+        refs = []
+        sources: list[Memtable | Segment] = [self._mem, *self._segments]
+        for src in sources:
+            if src.n == 0:
+                continue
+            for row in np.flatnonzero(src.live & (src.ns_codes == code) & src.filter_mask(flt)):
+                ref = self._catalog.current(namespace, src.ids[row])
+                if ref is not None and ref.source is src and ref.row == row:
+                    refs.append(ref)
+        return refs
 
     def namespaces(self) -> list[str]:
         """Namespaces that hold at least one current memory."""
