@@ -56,20 +56,47 @@ def latency_summary(samples_ns: np.ndarray) -> dict[str, float]:
             "mean_us": float(us.mean()), "n": int(us.size)}
 
 
-def run_queries(search: SearchFn, queries: np.ndarray, warmup: int = 50) -> tuple[list[list[int]], np.ndarray]:
-    """Time ``search`` once per query (after ``warmup`` untimed calls). Returns (ids per query, ns per query)."""
+def timed_searches(search: Callable[[Any], Any], queries: Sequence[Any],
+                   warmup: int = 50) -> tuple[list[Any], np.ndarray]:
+    """Call ``search`` once per query (after ``warmup`` untimed calls). Returns (results, ns per call)."""
     for q in queries[:warmup]:
         search(q)
     gc.collect()
-    found: list[list[int]] = []
+    results: list[Any] = []
     times = np.empty(len(queries), dtype=np.int64)
     clock = time.perf_counter_ns
     for i, q in enumerate(queries):
         start = clock()
-        ids = search(q)
+        results.append(search(q))
         times[i] = clock() - start
-        found.append(list(ids))
-    return found, times
+    return results, times
+
+
+def run_queries(search: SearchFn, queries: np.ndarray, warmup: int = 50) -> tuple[list[list[int]], np.ndarray]:
+    """Time ``search`` once per query (after ``warmup`` untimed calls). Returns (ids per query, ns per query)."""
+    results, times = timed_searches(search, queries, warmup)  # type: ignore[arg-type]
+    return [list(ids) for ids in results], times
+
+
+def versions(packages: Sequence[str], repo: Path) -> dict[str, str]:
+    """The T4DM version, the repo commit measured (``git describe``) and the versions of ``packages``."""
+    import subprocess
+    from importlib import metadata
+
+    import t4dm_core
+
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
+    out = {"t4dm": t4dm_core.__version__, "git": commit}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "?"
+    return out
 
 
 def time_calls(calls: Sequence[Callable[[], object]]) -> np.ndarray:

@@ -32,7 +32,6 @@ import gc
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ from typing import Any
 import numpy as np
 from corpus import DEFAULT_DOCS, DEFAULT_QUERIES, DEFAULT_SEED, load_corpus
 from langchain_core.embeddings import Embeddings
-from measure import exact_top_k, latency_summary, log, machine_info, recall_at_k, save_results, time_calls
+from measure import exact_top_k, latency_summary, log, machine_info, recall_at_k, save_results, time_calls, versions
 from report import _table
 
 HERE = Path(__file__).resolve().parent
@@ -457,24 +456,6 @@ def render(results: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------- driver
-def versions() -> dict[str, str]:
-    """Versions of the frameworks and libraries measured, and the repo commit."""
-    import t4dm_core
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
-    out = {"t4dm": t4dm_core.__version__, "git": commit}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "?"
-    return out
-
-
 def load_data(n: int, seed: int) -> tuple[Data, dict[str, Any]]:
     """The cached MiniLM corpus cut to ``n`` documents (queries: the held-out texts)."""
     corpus = load_corpus(max(n, DEFAULT_DOCS), DEFAULT_QUERIES, seed)
@@ -515,7 +496,7 @@ def main() -> None:
         sys.path.insert(0, str(REPO))
     started = time.time()
     results: dict[str, Any] = {"date": dt.date.today().isoformat(), "machine": machine_info(),
-                               "versions": versions(), "argv": sys.argv[1:], "legs": {}}
+                               "versions": versions(PACKAGES, REPO), "argv": sys.argv[1:], "legs": {}}
     biggest = max(args.langchain_n, args.langchain_large_n, args.langgraph_n, args.llama_n)
     data, info = load_data(biggest, args.seed)
     results["corpus"] = info | {"used_docs": biggest, "filter": f"bucket < {FILTER_LIMIT} (about 10% of rows)",

@@ -25,11 +25,9 @@ import datetime as dt
 import functools
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +46,10 @@ from measure import (
     save_results,
     time_calls,
     unit_rows,
+    versions,
 )
 from report import render
 
-import t4dm_core
 from t4dm_core import Options
 
 HERE = Path(__file__).resolve().parent
@@ -279,30 +277,17 @@ def reopen_leg(t4: T4DMEngine, queries: np.ndarray, trials: int) -> list[dict[st
         t4.set_ef(None)
         for _ in range(trials):
             seconds.append(t4.reopen(open_only=True))
+            assert t4.stats()["next_lsn"] == pending, "reopen lost or invented writes"
             start = time.perf_counter_ns()
             t4.search(queries[0])
             first_q.append((time.perf_counter_ns() - start) / 1e3)
-        assert t4.stats()["next_lsn"] == pending, "reopen lost or invented writes"
+            pending = t4.stats()["next_lsn"]  # the search's learning writes (learn_on_read) count from here
         out.append({"state": state, "seconds": seconds, "first_query_us": float(np.median(first_q))})
         log(f"reopen [{state}]: {', '.join(f'{s:.3f}' for s in seconds)} s")
     return out
 
 
-def versions(use_chroma: bool) -> dict[str, str]:
-    """Versions of the packages that matter for the numbers, and the repo commit measured."""
-    names = ["numpy", "hnswlib", "pyarrow", "xxhash"] + (["chromadb"] if use_chroma else [])
-    try:
-        commit = subprocess.run(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
-    out = {"t4dm": t4dm_core.__version__, "git": commit}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "?"
-    return out
+
 
 
 def parse_args() -> argparse.Namespace:
@@ -353,8 +338,9 @@ def main() -> None:
         log(f"chromadb peer skipped: {'--skip-chroma' if args.skip_chroma else why}. "
             "Run with .venv-bench/bin/python to include it (see BENCHMARKS.md).")
     started = time.time()
+    packages = ["numpy", "hnswlib", "pyarrow", "xxhash"] + (["chromadb"] if use_chroma else [])
     results: dict[str, Any] = {"date": dt.date.today().isoformat(), "machine": machine_info(),
-                               "versions": versions(use_chroma), "argv": sys.argv[1:],
+                               "versions": versions(packages, HERE.parent), "argv": sys.argv[1:],
                                "chromadb": why if use_chroma else f"skipped: {why}", "legs": {}}
     if not args.scale_only:
         rows, queries, info = corpus_rows(args)

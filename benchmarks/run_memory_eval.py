@@ -42,13 +42,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import hashlib
 import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -57,7 +55,7 @@ from typing import Any
 
 import numpy as np
 from corpus import DEFAULT_DOCS, DEFAULT_QUERIES, DEFAULT_SEED, load_corpus
-from measure import log, machine_info, save_results
+from measure import log, machine_info, save_results, timed_searches, versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -193,16 +191,7 @@ def default_label(x: Any) -> str:
 def run_method(search: Search, queries: Sequence[sc.Query],
                label: Callable[[Any], str] = default_label) -> tuple[list[list[str]], np.ndarray]:
     """Labels ranked per query and ns per call (labels are computed outside the timed calls)."""
-    for q in queries[:WARMUP]:
-        search(q)
-    gc.collect()
-    raw: list[Sequence[Any]] = []
-    times = np.empty(len(queries), dtype=np.int64)
-    clock = time.perf_counter_ns
-    for i, q in enumerate(queries):
-        start = clock()
-        raw.append(search(q))
-        times[i] = clock() - start
+    raw, times = timed_searches(search, queries, WARMUP)
     return [[label(x) for x in r] for r in raw], times
 
 
@@ -650,15 +639,6 @@ def render(r: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- main
-def versions() -> dict[str, str]:
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
-    return {"t4dm": t4dm_core.__version__, "git": commit}
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="T4DM memory-dynamics evaluation (issue 4; see BENCHMARKS.md)")
     parser.add_argument("--full", action="store_true", help="add the 100k leg of scenario D (latency target)")
@@ -704,7 +684,8 @@ def run(args: argparse.Namespace) -> None:
     work.mkdir(parents=True)
     emb = QueryVectors(HERE / ".cache" / "memory-eval")
     emb.model.embed_query("warm up")
-    results: dict[str, Any] = {"date": dt.date.today().isoformat(), "machine": machine_info(), "versions": versions(),
+    results: dict[str, Any] = {"date": dt.date.today().isoformat(), "machine": machine_info(),
+                               "versions": versions((), REPO),
                                "argv": sys.argv[1:], "settings": {k: v for k, v in vars(args).items()
                                                                   if k not in ("render", "out", "workdir")},
                                "scenarios": {}}
