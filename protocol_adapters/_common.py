@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any, Self, TypeVar
@@ -16,9 +17,21 @@ import numpy as np
 import t4dm_core
 from t4dm_core import DimensionMismatchError, InvalidInputError, Store
 
-__all__ = ["StoreBacked", "StoreHandle", "relevance_from_cosine", "run_in_thread", "stand_in_vector"]
+__all__ = ["StoreBacked", "StoreHandle", "lazy_exports", "relevance_from_cosine", "run_in_thread", "stand_in_vector"]
 
 T = TypeVar("T")
+
+
+def lazy_exports(package: str, homes: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports each exported name from its home module on first
+    use, so importing one adapter needs only its own framework installed."""
+    def __getattr__(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(home), name)
+
+    return __getattr__
 
 
 class StoreHandle:

@@ -483,7 +483,7 @@ class Store:
             if (ns, mid) in seen:
                 raise DuplicateIdError(f"id {mid!r} appears twice in one batch (namespace {ns!r})")
             seen.add((ns, mid))
-        delete_ids = list(dict.fromkeys(check_id(m) for m in ([delete] if isinstance(delete, str) else delete)))
+        delete_ids = _unique_ids(delete)
         links, unlinks = self._edges_arg(link, "link"), self._edges_arg(unlink, "unlink")
         vectors = self._vectors_for(items)
         prepared = self._reconsolidate(items, prepared, vectors, seen)
@@ -667,7 +667,7 @@ class Store:
         Returns how many were deleted.
         """
         check_namespace(namespace)
-        id_list = list(dict.fromkeys(check_id(m) for m in ([ids] if isinstance(ids, str) else ids)))
+        id_list = _unique_ids(ids)
         result = {"n": 0}
 
         def build(ts: float) -> list[Op]:
@@ -961,16 +961,8 @@ class Store:
                 refs = self._current_matching(namespace, flt)
             else:
                 refs = self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range)
-            if flt is not None and as_of is not None:
-                masks: dict[int, np.ndarray] = {}
-                kept = []
-                for ref in refs:
-                    key = id(ref.source)
-                    if key not in masks:
-                        masks[key] = ref.source.filter_mask(flt)
-                    if masks[key][ref.row]:
-                        kept.append(ref)
-                refs = kept
+                if flt is not None:  # filter masks are cached per source
+                    refs = [ref for ref in refs if ref.source.filter_mask(flt)[ref.row]]
             refs.sort(key=lambda r: r.lsn)
             if limit is not None:
                 refs = refs[:limit]
@@ -983,13 +975,10 @@ class Store:
         if code is None:
             return []
         refs = []
-        sources: list[Memtable | Segment] = [self._mem, *self._segments]
-        for src in sources:
-            if src.n == 0:
-                continue
-            for row in np.flatnonzero(src.live & (src.ns_codes == code) & src.filter_mask(flt)):
+        for src, _, allowed in self._candidate_masks(code, flt, namespace, None, None, None):
+            for row in np.flatnonzero(allowed):  # live rows are exactly the current versions
                 ref = self._catalog.current(namespace, src.ids[row])
-                if ref is not None and ref.source is src and ref.row == row:
+                if ref is not None:
                     refs.append(ref)
         return refs
 
@@ -1395,7 +1384,8 @@ class Store:
             sources: list[RowSource] = [self._mem, *self._segments]
             found = [self._search_source(src, qvec, k, code, flt, max(ef, k)) for src in sources]
         else:
-            found = self._search_as_of(namespace, qvec, k, flt, valid_t, tx_t)
+            found = [(src, *top_k_exact(src.vectors, qvec, np.flatnonzero(allowed), k))
+                     for src, _, allowed in self._candidate_masks(code, flt, namespace, as_of, valid_t, tx_t)]
         candidates = [(float(score), src, int(row)) for src, rows, scores in found
                       for row, score in zip(rows, scores, strict=True)]
         candidates.sort(key=lambda c: -c[0])
@@ -1468,19 +1458,6 @@ class Store:
             return (src, *top_k_exact(src.vectors, q, rows, k))
         return src, labels[keep][:k], scores[keep][:k]
 
-    def _search_as_of(self, namespace: str, q: np.ndarray, k: int, flt: Filter | None, valid_t: float | None,
-                      tx_t: float | None) -> list[tuple[RowSource, np.ndarray, np.ndarray]]:
-        by_source: dict[int, tuple[RowSource, list[int]]] = {}
-        for ref in self._catalog.visible_at(namespace, tx_t, valid_t, self._valid_range):
-            by_source.setdefault(id(ref.source), (ref.source, []))[1].append(ref.row)
-        out = []
-        for src, rows in by_source.values():
-            arr = np.array(sorted(rows), dtype=np.int64)
-            if flt is not None:
-                arr = arr[src.filter_mask(flt)[arr]]
-            out.append((src, *top_k_exact(src.vectors, q, arr, k)))
-        return out
-
     def neighbors(self, memory_id: str, *, hops: int = 1, type: str | None = None,
                   namespace: str = DEFAULT_NAMESPACE, direction: str = "out") -> list[Neighbor]:
         """Memories reachable from ``memory_id`` within ``hops`` edges (breadth-first, nearest first).
@@ -1532,6 +1509,11 @@ class Store:
                 "next_lsn": self._next_lsn, "disk_bytes": disk, "sync": self.options.sync,
                 "read_only": self.read_only,
             }
+
+
+def _unique_ids(ids: str | Iterable[str]) -> list[str]:
+    """One id or many, validated, duplicates dropped, order kept."""
+    return list(dict.fromkeys(check_id(m) for m in ([ids] if isinstance(ids, str) else ids)))
 
 
 def _contiguous(segments: list[Segment], picked: list[Segment]) -> list[Segment]:

@@ -7,8 +7,7 @@ rest need ``langchain-core``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from protocol_adapters._common import lazy_exports
 
 __all__ = ["T4DMChatMessageHistory", "T4DMGraphStore", "T4DMRetriever", "T4DMStore", "T4DMVectorStore"]
 
@@ -21,8 +20,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = lazy_exports(__name__, _HOMES)

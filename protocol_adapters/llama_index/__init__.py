@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from protocol_adapters._common import lazy_exports
 
 __all__ = ["T4DMAsyncChatStore", "T4DMChatStore", "T4DMPropertyGraphStore", "T4DMVectorStore"]
 
@@ -15,8 +14,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = lazy_exports(__name__, _HOMES)
