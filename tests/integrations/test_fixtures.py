@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import neo4j
 from qdrant_client import QdrantClient, models
+
+from tests.integrations.falkordb_server import AUTH
 
 
 def test_falkordb_bolt_round_trip(neo4j_driver, graph_name) -> None:
@@ -19,7 +22,8 @@ def test_falkordb_restart_keeps_ports(falkordb, neo4j_driver, graph_name) -> Non
     assert not falkordb.running
     falkordb.start()
     assert falkordb.bolt_port == port
-    neo4j_driver.verify_connectivity()
+    with neo4j.GraphDatabase.driver(falkordb.uri, auth=AUTH) as fresh:  # pooled connections died
+        fresh.verify_connectivity()
 
 
 def test_local_qdrant_round_trip(qdrant_path) -> None:
@@ -30,3 +34,12 @@ def test_local_qdrant_round_trip(qdrant_path) -> None:
     client.close()
     assert hits[0].id == 1
     assert hits[0].payload == {"k": "v"}
+
+
+def test_falkordb_keeps_data_across_restart(falkordb, neo4j_driver, graph_name) -> None:
+    with neo4j_driver.session(database=graph_name) as session:
+        session.run("CREATE (:Fact {id: 'f1'})").consume()
+    falkordb.stop()
+    falkordb.start()
+    with neo4j.GraphDatabase.driver(falkordb.uri, auth=AUTH) as fresh, fresh.session(database=graph_name) as session:
+        assert session.run("MATCH (n:Fact) RETURN count(n) AS c").single()["c"] == 1
