@@ -14,7 +14,7 @@ import numpy as np
 
 from t4dm_core.filters import Filter
 
-__all__ = ["LAST_ACCESS", "Catalog", "RowSource", "VersionRef", "believed_at", "version_at"]
+__all__ = ["LAST_ACCESS", "Catalog", "RowSource", "VersionRef", "believed_at", "unreachable_after", "version_at"]
 
 LAST_ACCESS = "last_access"
 
@@ -91,6 +91,20 @@ class Catalog:
     def chain(self, namespace: str, memory_id: str) -> list[VersionRef]:
         return self.versions.get(namespace, {}).get(memory_id, [])
 
+    def drop_versions(self, namespace: str, memory_id: str, lsns: set[int]) -> None:
+        """Forget vacuumed versions of a key (never its current one); an emptied chain disappears."""
+        chain = self.versions.get(namespace, {}).get(memory_id)
+        if not chain:
+            return
+        kept = [ref for ref in chain if ref.lsn not in lsns]
+        assert not kept or kept[-1] is chain[-1], "vacuum must never drop a current version"
+        if kept:
+            self.versions[namespace][memory_id] = kept
+        else:
+            del self.versions[namespace][memory_id]
+            if not self.versions[namespace]:
+                del self.versions[namespace]
+
     def apply_delta(self, namespace: str, memory_id: str, field: str, delta: float, lsn: int,
                     recorded_at: float) -> None:
         """Add a learning delta to the current version (older deltas are obsolete: skipped).
@@ -150,6 +164,41 @@ def believed_at(chain: list[VersionRef], tx_time: float | None, valid_time: floa
         if start <= valid_time and (end is None or valid_time < end):
             return ref
     return None
+
+
+def unreachable_after(chain: list[VersionRef], horizon: float, valid_range: Any) -> list[VersionRef]:
+    """Versions no query with transaction time >= ``horizon`` can return (safe to vacuum).
+
+    A query at transaction time ``tx >= horizon`` starts from the version current at ``tx``
+    (never older than the one current at ``horizon``, the anchor) and walks back until a
+    tombstone (see :func:`believed_at`). So a version older than the anchor is unreachable
+    when a tombstone follows it up to the anchor, or when one later version up to the anchor
+    covers its whole valid range; a tombstone is unreachable when everything before it is
+    (it retracts nothing then), and so is an anchor that is a tombstone. The anchor's live
+    successors and the current version are always kept.
+    """
+    anchor = version_at(chain, horizon)
+    if anchor is None:
+        return []
+    upto = chain.index(anchor)
+    out: list[VersionRef] = []
+    for i, ref in enumerate(chain[: upto + 1]):
+        later = chain[i + 1: upto + 1]
+        retracted = any(r.deleted for r in later)
+        if ref.deleted:
+            unreachable = retracted or len(out) == i  # everything before it is already gone
+        elif ref is anchor:
+            unreachable = False
+        else:
+            unreachable = retracted or any(_covers(valid_range(r), valid_range(ref)) for r in later)
+        if unreachable:
+            out.append(ref)
+    return out
+
+
+def _covers(outer: tuple[float, float | None], inner: tuple[float, float | None]) -> bool:
+    (o_start, o_end), (i_start, i_end) = outer, inner
+    return o_start <= i_start and (o_end is None or (i_end is not None and i_end <= o_end))
 
 
 def version_at(chain: list[VersionRef], tx_time: float | None) -> VersionRef | None:

@@ -15,6 +15,7 @@ __all__ = [
     "EmbedderMismatchError",
     "FilterError",
     "FormatVersionError",
+    "HistoryUnavailableError",
     "InvalidInputError",
     "InvalidNamespaceError",
     "InvalidVectorError",
@@ -59,6 +60,10 @@ class InvalidNamespaceError(InvalidInputError):
 
 class FilterError(InvalidInputError):
     """A metadata filter is malformed or uses an unknown operator."""
+
+
+class HistoryUnavailableError(InvalidInputError):
+    """``as_of`` asked for a transaction time before the history horizon (history vacuumed)."""
 
 
 class MemoryNotFoundError(T4DMError, KeyError):

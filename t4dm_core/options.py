@@ -77,6 +77,11 @@ class Options:
             lost information (tests/test_gate_and_completion.py measures both).
         completion_beta: inverse temperature of the Hopfield update (higher = snaps harder
             to the single nearest pattern).
+        history_retention: seconds of transaction-time history that compactions keep (``None``,
+            the default: all of it). With a value, each compaction (and so each sleep) also
+            vacuums versions that no ``as_of`` at or after ``now - history_retention`` can
+            return, reclaiming their disk; ``as_of`` before that horizon then raises
+            :class:`HistoryUnavailableError`. See :meth:`Store.vacuum`.
     """
 
     sync: SyncMode = "normal"
@@ -104,8 +109,11 @@ class Options:
     completion_patterns: int = 4096
     completion_keyer: bool = False
     completion_beta: float = 20.0
+    history_retention: float | None = None
 
     def __post_init__(self) -> None:
+        if self.history_retention is not None and not self.history_retention >= 0:
+            raise InvalidInputError("Options.history_retention must be None or a number of seconds >= 0")
         if self.sync not in ("normal", "full"):
             raise InvalidInputError(f"Options.sync must be 'normal' or 'full', got {self.sync!r}")
         for name in ("memtable_max_records", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search"):

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from t4dm_core._catalog import LAST_ACCESS, Catalog, RowSource, VersionRef, believed_at
+from t4dm_core._catalog import LAST_ACCESS, Catalog, RowSource, VersionRef, believed_at, unreachable_after
 from t4dm_core._rwlock import RWLock
 from t4dm_core._validation import (
     check_id,
@@ -57,6 +57,7 @@ from t4dm_core.errors import (
     CorruptionError,
     DuplicateIdError,
     EmbedderMismatchError,
+    HistoryUnavailableError,
     InvalidInputError,
     MemoryNotFoundError,
     ReadOnlyError,
@@ -854,27 +855,63 @@ class Store:
         ``full=True``, all segments into one.
 
         Writes and searches continue while the merge runs; it commits by one manifest
-        switch. Every memory version is kept. Returns whether anything was merged.
+        switch. Every memory version is kept, unless ``Options.history_retention`` is set
+        (then history older than that horizon is vacuumed as in :meth:`vacuum`). Returns
+        whether anything was merged.
         """
+        retention = self.options.history_retention
+        return self._compact(full=full, policy=policy,
+                             horizon=None if retention is None else time.time() - retention, rewrite_single=False)
+
+    def vacuum(self, *, before: Any = None) -> int:
+        """Reclaim the disk of history older than ``before`` (default: now); returns versions dropped.
+
+        ``before`` is a time (epoch seconds or a datetime), the history horizon. Flushes, then
+        rewrites every segment into one without the versions that no query with a
+        transaction time at or after the horizon can return: versions superseded before it
+        whose valid range a later version covers, everything before a tombstone, and the
+        tombstones of memories deleted before it. Answers for ``as_of`` at or after the
+        horizon (and for plain queries) are unchanged; ``as_of`` before it raises
+        :class:`HistoryUnavailableError` from now on (the horizon is kept in the manifest).
+        Current versions, edges and learning counters are never dropped. Readers are not
+        blocked; it commits by one manifest switch like :meth:`compact`.
+        """
+        now = time.time()
+        horizon = now if before is None else to_timestamp(before, "vacuum(before=...)")
+        if horizon > now:
+            raise InvalidInputError(f"vacuum(before=...) is in the future ({horizon} > now {now})")
+        self.flush()
+        count = self.stats()["versions"]
+        if not self._compact(full=True, policy=None, horizon=horizon, rewrite_single=True):
+            with self._write_mutex:  # nothing on disk to rewrite: still record the horizon
+                self._check_writable()
+                previous = self._manifest.get("history_horizon") or horizon
+                self._commit_manifest({**self._manifest, "history_horizon": max(horizon, previous)})
+        return count - self.stats()["versions"]
+
+    def _compact(self, *, full: bool, policy: CompactionPolicy | None, horizon: float | None,
+                 rewrite_single: bool) -> bool:
         self._check_writable()
         chooser = policy or self._policy
         with self._compaction_lock:
             with self._write_mutex:
                 inputs = list(self._segments) if full else _contiguous(self._segments, chooser.pick(self._segments))
-                if len(inputs) < 2:
+                if len(inputs) < (1 if rewrite_single else 2):
                     return False
                 seg_id = self._alloc_file_number()
                 output_prefix = f"seg-{seg_id:06d}."
                 self._inflight_segments.add(output_prefix)
             try:
-                return self._merge_and_commit(inputs, seg_id)
+                return self._merge_and_commit(inputs, seg_id, horizon)
             finally:
                 with self._write_mutex:
                     self._inflight_segments.discard(output_prefix)
 
-    def _merge_and_commit(self, inputs: list[Segment], seg_id: int) -> bool:
+    def _merge_and_commit(self, inputs: list[Segment], seg_id: int, horizon: float | None) -> bool:
         """Build the merged segment (no lock held), then commit it with one manifest switch."""
         durable_lsn = self._manifest["flushed_lsn"]  # every version at or below it is in a segment
+        vacuumed = {} if horizon is None else self._vacuumable(inputs, horizon, durable_lsn)
+        drop_lsns = frozenset(lsn for lsns in vacuumed.values() for lsn in lsns)
 
         def latest_lsn(ns: str, mid: str) -> int:
             # Only a version that is already in a segment may make a delta obsolete: a newer
@@ -882,7 +919,7 @@ class Store:
             return max((r.lsn for r in self._catalog.chain(ns, mid) if r.lsn <= durable_lsn), default=-1)
 
         try:
-            data = merge_segments(inputs, latest_lsn)
+            data = merge_segments(inputs, latest_lsn, drop_lsns)
             entry, index = self._write_segment(seg_id, data)
             self._fs.sync_dir(self.path)
             merged = Segment.open(self._fs, self.path, entry, self.dim, self._ns_lookup, index=index)
@@ -892,12 +929,17 @@ class Store:
             self._check_writable()
             input_ids = {s.id for s in inputs}
             entries = [e for e in self._manifest["segments"] if e["id"] not in input_ids] + [entry]
+            body = {**self._manifest, "segments": entries}
+            if horizon is not None:
+                body["history_horizon"] = max(horizon, self._manifest.get("history_horizon") or horizon)
             try:
-                self._commit_manifest({**self._manifest, "segments": entries})
+                self._commit_manifest(body)
             except OSError as exc:
                 self._failed = exc
                 raise StoreFailedError(f"compaction commit failed: {exc}") from exc
             with self._rw.write():
+                for (ns, mid), lsns in vacuumed.items():
+                    self._catalog.drop_versions(ns, mid, lsns)
                 for seg in inputs:
                     self._catalog.relocate(seg, merged, {int(lsn): row for row, lsn in enumerate(merged.lsn)})
                 for row in range(merged.n):
@@ -908,6 +950,32 @@ class Store:
             self._gc()
         return True
 
+    def _vacuumable(self, inputs: list[Segment], horizon: float,
+                    durable_lsn: int) -> dict[tuple[str, str], set[int]]:
+        """Versions stored in ``inputs`` that no query at or after ``horizon`` can return.
+
+        Decided on each key's durable versions only, so a newer version that a power cut
+        could still lose never justifies dropping an older one.
+        """
+        sources = {id(seg) for seg in inputs}
+        out: dict[tuple[str, str], set[int]] = {}
+        with self._rw.read():
+            keys = {(ns, mid) for seg in inputs for ns, mid in zip(seg.namespace, seg.ids, strict=True)}
+            for ns, mid in keys:
+                durable = [r for r in self._catalog.chain(ns, mid) if r.lsn <= durable_lsn]
+                lsns = {r.lsn for r in unreachable_after(durable, horizon, self._valid_range)
+                        if id(r.source) in sources}
+                if lsns:
+                    out[ns, mid] = lsns
+        return out
+
+    def _check_history(self, tx_time: float | None) -> None:
+        horizon = self._manifest.get("history_horizon")
+        if tx_time is not None and horizon is not None and tx_time < horizon:
+            raise HistoryUnavailableError(
+                f"as_of transaction time {tx_time} is before the history horizon {horizon}: that history "
+                "was vacuumed (Store.vacuum / Options.history_retention)")
+
     # ------------------------------------------------------------ reads
     def get(self, memory_id: str, *, namespace: str = DEFAULT_NAMESPACE, as_of: AsOf = None) -> Memory | None:
         """The current version (or the one believed at ``as_of``), or None."""
@@ -915,6 +983,7 @@ class Store:
         check_namespace(namespace)
         check_id(memory_id)
         valid_t, tx_t = _parse_as_of(as_of)
+        self._check_history(tx_t)
         with self._rw.read():
             chain = self._catalog.chain(namespace, memory_id)
             if not chain:
@@ -956,6 +1025,7 @@ class Store:
             raise InvalidInputError(f"limit must be a non-negative integer or None, got {limit!r}")
         flt = compile_filter(filter)
         valid_t, tx_t = _parse_as_of(as_of)
+        self._check_history(tx_t)
         with self._rw.read():
             if as_of is None and flt is not None:
                 refs = self._current_matching(namespace, flt)
@@ -1062,6 +1132,7 @@ class Store:
                 raise InvalidInputError("complete=True completes the query vector; it needs vector ranking")
             qvec = self._completer(namespace).complete(qvec)
         valid_t, tx_t = _parse_as_of(as_of)
+        self._check_history(tx_t)
         single = plan.single_signal
         depth = k if single is not None else min(MAX_K, max(3 * k, HYBRID_MIN_DEPTH))
         ef = max(self.options.hnsw_ef_search if ef is None else int(ef), depth)

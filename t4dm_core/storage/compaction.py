@@ -1,10 +1,10 @@
 """Compaction: which segments to merge (a pluggable policy) and how to merge them.
 
 Planning is pure (:class:`SizeTieredPolicy.pick`); :func:`merge_segments` builds the merged
-column data. Merging keeps every memory version (history is never dropped here), folds each
-edge's operations into one, and folds learning deltas per (memory, field), dropping deltas
-made obsolete by a newer version. Consolidation semantics (NREM/REM/PRUNE) plug in later as
-other policies.
+column data. Merging keeps every memory version except those the caller names as vacuumed
+(history past the retention horizon, see ``Store.vacuum``), folds each edge's operations into
+one, and folds learning deltas per (memory, field), dropping deltas made obsolete by a newer
+version.
 """
 
 from __future__ import annotations
@@ -49,10 +49,17 @@ class SizeTieredPolicy:
         return best
 
 
-def merge_segments(inputs: Sequence[Segment], latest_lsn: Callable[[str, str], int]) -> SegmentData:
-    """Merged data of ``inputs``. ``latest_lsn(ns, id)`` gives the key's newest version LSN (-1 if none)."""
+def merge_segments(inputs: Sequence[Segment], latest_lsn: Callable[[str, str], int],
+                   drop_lsns: frozenset[int] = frozenset()) -> SegmentData:
+    """Merged data of ``inputs`` without the versions in ``drop_lsns``.
+
+    ``latest_lsn(ns, id)`` gives the key's newest version LSN (-1 if none).
+    """
     table = pa.concat_tables([s.table.select(list(_BASE_COLUMNS)) for s in inputs])
-    order = np.argsort(table.column("lsn").to_numpy(), kind="stable")
+    lsns = table.column("lsn").to_numpy()
+    order = np.argsort(lsns, kind="stable")
+    if drop_lsns:
+        order = order[~np.isin(lsns[order], np.fromiter(drop_lsns, dtype=lsns.dtype, count=len(drop_lsns)))]
     table = table.take(pa.array(order))
     dim = table.schema.field("vector").type.list_size
     vectors = table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, dim)
