@@ -79,8 +79,9 @@ from t4dm_core.ranking import (
     PRIORS,
     RRF_K,
     VECTOR_ONLY,
+    LexicalMatches,
     Ranking,
-    lexical_top_k,
+    lexical_matches,
     reciprocal_rank_fusion,
 )
 from t4dm_core.storage.compaction import CompactionPolicy, SizeTieredPolicy, merge_segments
@@ -877,7 +878,8 @@ class Store:
         blocked; it commits by one manifest switch like :meth:`compact`.
         """
         now = time.time()
-        horizon = now if before is None else to_timestamp(before, "vacuum(before=...)")
+        stamp = to_timestamp(before, "vacuum(before=...)")
+        horizon = now if stamp is None else stamp
         if horizon > now:
             raise InvalidInputError(f"vacuum(before=...) is in the future ({horizon} > now {now})")
         self.flush()
@@ -1099,8 +1101,9 @@ class Store:
         * ``"vector"`` (the default for a vector query): cosine similarity, ``score`` in [-1, 1].
         * ``"lexical"``: BM25 over the memories' text (text query only; needs no embedder).
         * ``"hybrid"`` (the default for a text query): :class:`Ranking` defaults — vector and
-          lexical candidates, graph expansion and recency/importance/κ priors, fused by
-          reciprocal rank (``score`` = Σ weight / (60 + rank)).
+          lexical candidates, each scored by both signals (``score`` = cosine + 0.4 · BM25
+          normalised by the query's reference score), graph expansion and recency/importance/κ
+          priors; ``Ranking(fusion="rrf")`` fuses by reciprocal rank instead.
 
         Or pass ``ranking=Ranking(...)`` to weigh or switch off each signal yourself. Every hit
         carries ``explain``: ``vector`` (cosine), ``lexical`` (BM25, 0 if no query term
@@ -1141,19 +1144,20 @@ class Store:
             if code is None:
                 return []
             scores: dict[str, dict[tuple[RowSource, int], float]] = {}
+            matches = None
             if qvec is not None:
                 found = self._vector_candidates(qvec, depth, code, flt, ef, namespace, as_of, valid_t, tx_t)
                 scores["vector"] = {(src, row): score for score, src, row in found}
             if plan.lexical > 0:
                 masks = self._candidate_masks(code, flt, namespace, as_of, valid_t, tx_t)
-                found = lexical_top_k(masks, tokenize(query), depth)  # type: ignore[arg-type]
-                scores["lexical"] = {(src, row): score for score, src, row in found}
+                matches = lexical_matches(masks, tokenize(query))  # type: ignore[arg-type]
+                scores["lexical"] = {(src, row): score for score, src, row in matches.top_k(depth)}
             priors: dict[tuple[RowSource, int], dict[str, float]] = {}
             if single is not None:
                 ranked = [(key, score, {single: rank})
                           for rank, (key, score) in enumerate(list(scores[single].items())[:k], start=1)]
             else:
-                ranked = self._fuse(scores, plan, namespace, flt, priors, expand=as_of is None)[:k]
+                ranked = self._fuse(scores, plan, namespace, flt, priors, qvec, matches, expand=as_of is None)[:k]
             hits = [self._hit(key, score, ranks, scores, priors.get(key, {}), qvec, as_of)
                     for key, score, ranks in ranked]
         self._last_activity = time.monotonic()
@@ -1370,13 +1374,19 @@ class Store:
             log.warning("learning writes of a search were dropped: the store cannot write", exc_info=True)
 
     def _fuse(self, scores: dict[str, dict[tuple[RowSource, int], float]], plan: Ranking, namespace: str,
-              flt: Filter | None, priors: dict[tuple[RowSource, int], dict[str, float]], *,
+              flt: Filter | None, priors: dict[tuple[RowSource, int], dict[str, float]],
+              qvec: np.ndarray | None, matches: LexicalMatches | None, *,
               expand: bool) -> list[tuple[tuple[RowSource, int], float, dict[str, int]]]:
-        """Reciprocal-rank fusion of retrieval signals and graph expansion, plus prior boosts
+        """Fusion of retrieval signals (``plan.fusion``), graph expansion and prior boosts
         (read lock held); fills ``priors`` with each candidate's prior values."""
         weights = plan.weights
-        rankings: dict[str, list[tuple[RowSource, int]]] = {name: list(found) for name, found in scores.items()}
-        fused = reciprocal_rank_fusion(rankings, weights)
+        if plan.fusion == "rrf":
+            rankings = {name: list(found) for name, found in scores.items()}
+            fused = reciprocal_rank_fusion(rankings, weights)
+            prior_scale = 1.0 / (RRF_K + 1)  # a prior value of 1 = a rank-1 contribution
+        else:
+            fused = _score_fusion(scores, weights, qvec, matches)
+            prior_scale = 1.0  # a prior value of 1 = a perfect normalised score
         if plan.graph > 0 and expand:
             found = {key for key, _, _ in fused}
             seeds = [(key, score) for key, score, _ in fused[: plan.graph_seeds]]
@@ -1393,7 +1403,7 @@ class Store:
         boosted = []
         for (key, score, ranks), prior in zip(fused, values, strict=True):
             priors[key] = prior
-            boosted.append((key, score + sum(weights[n] * v for n, v in prior.items()) / (RRF_K + 1), ranks))
+            boosted.append((key, score + prior_scale * sum(weights[n] * v for n, v in prior.items()), ranks))
         boosted.sort(key=lambda item: -item[1])  # stable: fused order breaks ties
         return boosted
 
@@ -1635,6 +1645,40 @@ def _resolve_ranking(mode: str | None, ranking: Ranking | None, query: object) -
     if plan.lexical > 0 and not is_text:
         raise InvalidInputError("lexical ranking needs a text query, not a vector (use mode='vector')")
     return plan
+
+
+def _score_fusion(scores: dict[str, dict[tuple[RowSource, int], float]], weights: Mapping[str, float],
+                  qvec: np.ndarray | None,
+                  matches: LexicalMatches | None) -> list[tuple[tuple[RowSource, int], float, dict[str, int]]]:
+    """``vector · cosine + lexical · BM25 / reference`` for every candidate either signal found.
+
+    Each candidate gets both scores exactly — the cosine from its stored vector, the BM25
+    from the query's matches — so a memory one signal ranked just below its cut-off is not
+    scored 0 by it (the failure of rank fusion on paraphrased questions, which BM25 cannot
+    match at all). Fills the missing entries of ``scores`` (they show in ``Hit.explain``).
+    Returns [(key, fused score, {signal: rank})], best first, ties in first-seen order.
+    """
+    ranks: dict[tuple[RowSource, int], dict[str, int]] = {}
+    for name, found in scores.items():
+        for rank, key in enumerate(found, start=1):
+            ranks.setdefault(key, {})[name] = rank
+    fused: dict[tuple[RowSource, int], float] = {}
+    for key in ranks:
+        src, row = key
+        total = 0.0
+        if qvec is not None and "vector" in scores:
+            cosine = scores["vector"].get(key)
+            if cosine is None:
+                cosine = scores["vector"][key] = float(src.vectors[row] @ qvec)
+            total += weights["vector"] * cosine
+        if matches is not None and "lexical" in scores and matches.reference > 0:
+            bm25 = scores["lexical"].get(key)
+            if bm25 is None:
+                bm25 = scores["lexical"][key] = matches.score_of(src, row)
+            total += weights["lexical"] * bm25 / matches.reference
+        fused[key] = total
+    order = sorted(fused, key=lambda key: -fused[key])
+    return [(key, fused[key], ranks[key]) for key in order]
 
 
 def _parse_as_of(as_of: AsOf) -> tuple[float | None, float | None]:

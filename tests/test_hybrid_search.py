@@ -1,4 +1,4 @@
-"""Lexical (BM25) and hybrid (vector + lexical, reciprocal-rank fused) search through the store."""
+"""Lexical (BM25) and hybrid (vector + lexical, score- or reciprocal-rank fused) search through the store."""
 
 from __future__ import annotations
 
@@ -84,11 +84,46 @@ def test_filter_narrows_results_without_changing_term_weights(store) -> None:
     assert all(h.score == pytest.approx(unfiltered[h.id]) for h in filtered)
 
 
-def test_hybrid_fuses_vector_and_lexical_ranks(store) -> None:
+def test_hybrid_score_fusion_scores_every_candidate_by_both_signals(store) -> None:
+    query = "kubernetes friday cluster outage"  # "outage" is in no memory: it weakens every match
+    cosine = {h.id: h.score for h in store.search(query, k=20, mode="vector")}
+    bm25 = {f"t{i}": score for i, score in reference_bm25(TEXTS, query).items()}
+    docs = [set(tokenize(t)) for t in TEXTS]
+    reference = sum(math.log(1 + (len(docs) - df + 0.5) / (df + 0.5))
+                    for df in (sum(term in d for d in docs) for term in set(tokenize(query))))
+    hybrid = store.search(query, k=8, ranking=Ranking(lexical=0.5, graph=0, recency=0, importance=0, kappa=0))
+    assert [h.id for h in hybrid] == sorted(cosine, key=lambda i: -(cosine[i] + 0.5 * bm25.get(i, 0) / reference))
+    for h in hybrid:
+        assert h.score == pytest.approx(cosine[h.id] + 0.5 * bm25.get(h.id, 0.0) / reference, abs=1e-5)
+        assert h.explain["vector"] == pytest.approx(cosine[h.id], abs=1e-6)
+        assert h.explain["lexical"] == pytest.approx(bm25.get(h.id, 0.0), abs=1e-5)  # exact even past BM25's list
+
+
+def test_score_fusion_keeps_the_best_vector_match_that_bm25_cannot_see(tmp_path) -> None:
+    """Rank fusion's failure on paraphrase: memories that BM25 ranks at all (here on one
+    common word) overtake the vector's clear best match, which shares no word with the
+    question; score fusion weighs that weak lexical match by how little of the query it covers."""
+    memories = [Memory(text="I am allergic to sesame", id="answer", vector=[1.0, 0.0, 0.0]),
+                Memory(text="any plans for the weekend", id="near-a", vector=[0.75, 0.66, 0.0]),
+                Memory(text="any news from the office", id="near-b", vector=[0.72, 0.0, 0.69])]
+    memories += [Memory(text=f"any update number {i}", id=f"filler-{i}", vector=[0.0, 0.1, 1.0]) for i in range(20)]
+    query, query_vector = "do I have any allergies", [0.95, 0.2, 0.2]
+    off = {"graph": 0, "recency": 0, "importance": 0, "kappa": 0}
+    with t4dm_core.open(tmp_path / "s", dim=3) as s:
+        s.put_many(memories)
+        rrf = s.search(query, k=3, query_vector=query_vector, ranking=Ranking(fusion="rrf", lexical=0.5, **off))
+        score = s.search(query, k=3, query_vector=query_vector, ranking=Ranking(**off))
+    assert rrf[0].id != "answer"
+    assert score[0].id == "answer"
+    assert score[0].explain["lexical"] == 0.0
+
+
+def test_hybrid_rrf_fuses_vector_and_lexical_ranks(store) -> None:
     query = "kubernetes friday"
     vector = store.search(query, k=20, mode="vector")
     lexical = store.search(query, k=20, mode="lexical")
-    hybrid = store.search(query, k=5, ranking=Ranking(lexical=1.0, graph=0, recency=0, importance=0, kappa=0))
+    hybrid = store.search(query, k=5, ranking=Ranking(fusion="rrf", lexical=1.0, graph=0, recency=0, importance=0,
+                                                      kappa=0))
     v_rank = {h.id: r for r, h in enumerate(vector, start=1)}
     l_rank = {h.id: r for r, h in enumerate(lexical, start=1)}
     for h in hybrid:
@@ -154,8 +189,12 @@ def test_default_text_search_is_hybrid_with_value_priors(store) -> None:
     assert hits[0].explain["importance"] == pytest.approx(0.5 / 1.5) and hits[0].explain["kappa"] == 0.0
     plain = store.search("kubernetes friday", k=3, ranking=Ranking(graph=0, recency=0, importance=0, kappa=0))
     assert [h.id for h in hits] == [h.id for h in plain]  # equal priors re-order nothing
-    boost = (0.1 * hits[0].explain["recency"] + 0.1 * hits[0].explain["importance"]) / 61
+    boost = 0.1 * hits[0].explain["recency"] + 0.1 * hits[0].explain["importance"]  # score fusion: weight x value
     assert hits[0].score == pytest.approx(plain[0].score + boost)
+    rrf = store.search("kubernetes friday", k=3, ranking=Ranking(fusion="rrf"))
+    rrf_plain = store.search("kubernetes friday", k=3, ranking=Ranking(fusion="rrf", graph=0, recency=0, importance=0,
+                                                                      kappa=0))
+    assert rrf[0].score == pytest.approx(rrf_plain[0].score + boost / 61)  # rank fusion: a value of 1 = rank 1
 
 
 def test_importance_prior_breaks_near_ties(tmp_path) -> None:
@@ -186,7 +225,8 @@ def test_graph_expansion_brings_linked_memories_and_explains_them(tmp_path) -> N
         assert [h.id for h in s.search("alice payments", k=3, ranking=graph_only)] == ["a"]
 
 
-@pytest.mark.parametrize("bad", [{"vector": -1}, {"vector": 0, "lexical": 0}, {"graph": "x"}, {"kappa": True}])
+@pytest.mark.parametrize("bad", [{"vector": -1}, {"vector": 0, "lexical": 0}, {"graph": "x"}, {"kappa": True},
+                                 {"fusion": "max"}, {"fusion": 1}])
 def test_bad_rankings_are_rejected(bad) -> None:
     with pytest.raises(ValueError):
         Ranking(**bad)

@@ -10,7 +10,8 @@ import t4dm_core
 EXPECTED = {
     "CallableEmbedder", "CompactionPolicy", "CorruptionError", "DimensionMismatchError", "DuplicateIdError",
     "Edge", "Embedder", "EmbedderMismatchError", "FaultInjectingFS", "FileSystem", "FilterError",
-    "FormatVersionError", "HistoryUnavailableError", "Hit", "InvalidInputError", "InvalidNamespaceError", "InvalidVectorError",
+    "FormatVersionError", "HistoryUnavailableError", "Hit", "InvalidInputError", "InvalidNamespaceError",
+    "InvalidVectorError",
     "LocalFS", "Memory", "MemoryNotFoundError", "MetadataError", "MiniLMEmbedder", "Neighbor", "Options", "Ranking",
     "SleepPolicy", "SleepReport", "WriteGate", "GateDecision",
     "ReadOnlyError", "SizeTieredPolicy", "StorageError", "Store", "StoreClosedError", "StoreFailedError",

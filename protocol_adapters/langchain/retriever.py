@@ -25,8 +25,8 @@ Search types:
   their user metadata. The engine's graph has no history, so ``as_of`` is refused for
   this type.
 * ``"hybrid"``: the engine's hybrid ranking (:meth:`T4DMVectorStore.hybrid_search`): vector
-  and BM25 candidates, graph expansion and recency/importance/κ priors, fused by
-  reciprocal rank. Dict filters only; with ``as_of`` the graph signal is skipped.
+  and BM25 candidates scored by both signals, graph expansion and recency/importance/κ
+  priors. Dict filters only; with ``as_of`` the graph signal is skipped.
 
 Thread-safety: as the vector store; ``ainvoke`` runs the whole retrieval in a worker thread.
 """

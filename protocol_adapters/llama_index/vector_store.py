@@ -38,7 +38,7 @@ Contracts:
   default 4) nearest nodes with LlamaIndex's ``get_top_k_mmr_embeddings``; its similarities
   are the MMR scores that helper reports. ``TEXT_SEARCH`` ranks ``query_str`` by the
   engine's BM25 (similarities = BM25 scores) and ``HYBRID`` by the engine's fused vector +
-  BM25 + graph + priors ranking (similarities = fused reciprocal-rank scores); both run
+  BM25 + graph + priors ranking (similarities = the engine's fused scores); both run
   inside the engine, so they need ``similarity_top_k``, no ``node_ids`` and engine-exact
   filters. Other modes raise :class:`UnsupportedQueryModeError`. Records stored without an embedding by other adapters
   (``_t4dm_unembedded``) never appear in query results.

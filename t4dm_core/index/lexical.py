@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["BM25", "MemtableLexicon", "SegmentLexicon", "TermSource", "bm25_scores", "tokenize"]
+__all__ = ["BM25", "MemtableLexicon", "SegmentLexicon", "TermSource", "bm25_scores", "idf", "tokenize"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 STOP_WORDS = frozenset({
@@ -192,6 +192,11 @@ class MemtableLexicon:
         return np.asarray(self._lengths, dtype=np.float32)
 
 
+def idf(n_docs: int, doc_freq: int) -> float:
+    """BM25's inverse document frequency (always positive): ln(1 + (N − df + 0.5) / (df + 0.5))."""
+    return float(np.log1p((n_docs - doc_freq + 0.5) / (doc_freq + 0.5)))
+
+
 def bm25_scores(source: TermSource, terms: Sequence[str], *, n_docs: int, avg_length: float,
                 doc_freqs: dict[str, int], params: BM25 | None = None) -> tuple[np.ndarray, np.ndarray]:
     """BM25 of ``source``'s rows for the query ``terms`` under corpus-wide statistics.
@@ -210,8 +215,7 @@ def bm25_scores(source: TermSource, terms: Sequence[str], *, n_docs: int, avg_le
         rows, tfs = source.postings(term)
         if rows.size == 0:
             continue
-        df = doc_freqs.get(term, 0)
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-        np.add.at(scores, rows, idf * tfs * (p.k1 + 1.0) / (tfs + norm[rows]))
+        weight = idf(n_docs, doc_freqs.get(term, 0))
+        np.add.at(scores, rows, weight * tfs * (p.k1 + 1.0) / (tfs + norm[rows]))
     hit_rows = np.flatnonzero(scores > 0)
     return hit_rows.astype(np.int64), scores[hit_rows]

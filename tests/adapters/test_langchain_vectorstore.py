@@ -457,7 +457,7 @@ def test_hybrid_search_type_uses_the_engines_lexical_and_vector_ranking() -> Non
                           for t in ("kubernetes upgrade", "cluster maintenance", "gardening")])
         # the query's vector points away from both ops documents; BM25 still finds the shared word
         assert [d.id for d in vs.similarity_search("kubernetes", k=1)] != ["kubernetes upgrade"]
-        plain = t4dm_core.Ranking(vector=1.0, lexical=1.0, graph=0, recency=0, importance=0, kappa=0)
+        plain = t4dm_core.Ranking(vector=1.0, lexical=2.0, graph=0, recency=0, importance=0, kappa=0)
         assert vs.hybrid_search("kubernetes", k=1, ranking=plain)[0].id == "kubernetes upgrade"
         retriever = T4DMRetriever(vectorstore=vs, search_type="hybrid", k=2, filter={"kind": "ops"})
         docs = retriever.invoke("kubernetes")
