@@ -34,8 +34,10 @@ class Options:
         hnsw_ef_construction: HNSW build-time beam width.
         hnsw_ef_search: default HNSW query beam width (raised automatically to at least k).
         exact_search_max_rows: a filtered or namespace-restricted search over a segment
-            uses exact (brute-force) scoring when at most this many rows qualify, and
-            widened HNSW search with post-filtering otherwise.
+            uses exact (brute-force) scoring when at most this many rows qualify, and HNSW
+            search that filters during the graph walk (beam widened for rare rows)
+            otherwise. Stated for 384-dimensional vectors: exact scoring costs rows × dim,
+            so the limit scales by 384 / dim (e.g. 30,000 rows at 64 dimensions).
         exact_search_max_fraction: also use exact scoring when the qualifying fraction of a
             segment is below this.
         auto_compact: after a flush, run the compaction policy in a background thread

@@ -108,6 +108,7 @@ Prepared = tuple[str, str, dict[str, Any], float | None, float | None]  # namesp
 MAX_K = 10_000
 SEARCH_MODES = {"vector": VECTOR_ONLY, "lexical": LEXICAL_ONLY, "hybrid": Ranking()}
 CO_RETRIEVED = "co_retrieved"  # edge type of Hebbian co-retrieval links
+EXACT_SEARCH_REFERENCE_DIM = 384  # Options.exact_search_max_rows is stated for this dimension
 HYBRID_MIN_DEPTH = 50  # candidates each ranking contributes to fusion (at least 3·k)
 MAX_HOPS = 16
 READER_OPEN_ATTEMPTS = 5
@@ -1525,19 +1526,15 @@ class Store:
         if flt is not None:
             mask &= src.filter_mask(flt)
         rows = np.flatnonzero(mask)
-        if rows.size <= self.options.exact_search_max_rows or \
-                rows.size <= self.options.exact_search_max_fraction * index.visible:
+        exact_rows = self.options.exact_search_max_rows * EXACT_SEARCH_REFERENCE_DIM / self.dim
+        if rows.size <= exact_rows or rows.size <= self.options.exact_search_max_fraction * index.visible:
             return (src, *top_k_exact(src.vectors, q, rows, k))
-        want = min(index.visible, int(k * index.visible / rows.size * 2) + k)
-        while True:
-            labels, scores = index.query(q, want, max(ef, want))
-            keep = mask[labels]
-            if keep.sum() >= k or want >= index.visible:
-                break
-            want = min(index.visible, want * 2)
-        if keep.sum() < min(k, rows.size):
+        # The search filters while it walks the graph; a wider beam for rarer rows keeps recall.
+        beam = min(index.visible, max(ef, int(2 * k * index.visible / rows.size) + k))
+        labels, scores = index.query(q, k, beam, allowed=mask)
+        if labels.size < min(k, rows.size):
             return (src, *top_k_exact(src.vectors, q, rows, k))
-        return src, labels[keep][:k], scores[keep][:k]
+        return src, labels, scores
 
     def neighbors(self, memory_id: str, *, hops: int = 1, type: str | None = None,
                   namespace: str = DEFAULT_NAMESPACE, direction: str = "out") -> list[Neighbor]:

@@ -229,18 +229,19 @@ def test_ann_recall_against_exact(tmp_path) -> None:
 
 
 def test_filtered_search_wide_and_selective(tmp_path) -> None:
-    """Both strategies (exact pre-filter and widened HNSW) return the exact filtered top-k."""
+    """Both strategies (exact pre-filter and HNSW filtering during the walk) return the exact
+    filtered top-k; exact_search_max_rows=4 at 16 dimensions means 96 rows (limit x 384 / dim)."""
     rng = np.random.default_rng(3)
     n, dim = 4000, 16
     vecs = rng.normal(size=(n, dim)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    opts = Options(exact_search_max_rows=100, exact_search_max_fraction=0.01, hnsw_ef_search=100)
+    opts = Options(exact_search_max_rows=4, exact_search_max_fraction=0.01, hnsw_ef_search=64)
     with t4dm_core.open(tmp_path / "s", dim=dim, options=opts) as s:
         s.put_many([Memory(text=str(i), id=str(i), vector=v, metadata={"bucket": i % 100})
                     for i, v in enumerate(vecs)])
         s.flush()
-        for selective, flt in ((True, {"bucket": 7}), (False, {"bucket": {"$lt": 30}})):
-            match = np.array([i for i in range(n) if (i % 100 == 7 if selective else i % 100 < 30)])
+        for cut, flt in ((None, {"bucket": 7}), (30, {"bucket": {"$lt": 30}}), (5, {"bucket": {"$lt": 5}})):
+            match = np.array([i for i in range(n) if (i % 100 == 7 if cut is None else i % 100 < cut)])
             recall = []
             for _ in range(20):
                 q = unit(rng)

@@ -63,8 +63,14 @@ class HnswIndex:
     def visible(self) -> int:
         return self.size - len(self._hidden)
 
-    def query(self, vector: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` visible labels and cosine scores (descending). May return fewer than k."""
+    def query(self, vector: np.ndarray, k: int, ef: int,
+              allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` visible labels and cosine scores (descending). May return fewer than k.
+
+        ``allowed`` (a boolean mask over labels) filters *during* the graph search: every
+        node still routes the search, but only allowed ones are returned, so a restrictive
+        filter keeps its recall (post-filtering a fixed candidate list does not).
+        """
         k = min(k, self.visible)
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
@@ -74,7 +80,11 @@ class HnswIndex:
             self._ef = ef
         while True:
             try:
-                labels, distances = self._index.knn_query(vector, k=k, num_threads=1)
+                if allowed is None:
+                    labels, distances = self._index.knn_query(vector, k=k, num_threads=1)
+                else:
+                    labels, distances = self._index.knn_query(vector, k=k, num_threads=1,
+                                                              filter=lambda label: bool(allowed[label]))
                 break
             except RuntimeError:  # fewer than k reachable (many hidden rows): ask for fewer
                 if k == 1:
