@@ -22,7 +22,9 @@ Identity (stable across runs):
 Metadata layout of a memory made from legacy data: the node's properties (minus the one used
 as text) and, for a point, its payload keys, flat, so engine filters work on them; node
 properties win a clash. The reserved key :data:`LEGACY_KEY` holds what is needed to verify or
-reverse the migration exactly: ``labels``, ``key`` (property name) and, for a point,
+reverse the migration exactly: ``labels``, ``key`` (property name), ``text_property``,
+``properties`` (the names of the node properties the memory carries — text and metadata — so
+they can be told apart from a joined point's payload keys) and, for a point,
 ``point = {collection, id, vector, payload}``.
 """
 
@@ -243,7 +245,9 @@ class Mapping:
         text_prop = next((p for p in rule.text if isinstance(properties.get(p), str)), None)
         kept = {k: v for k, v in properties.items()
                 if k != text_prop and (rule.metadata is None or k in rule.metadata or k == rule.key)}
-        kept[LEGACY_KEY] = {"labels": sorted(labels), "key": rule.key, "text_property": text_prop}
+        carried = set(kept) | ({text_prop} if text_prop else set())
+        kept[LEGACY_KEY] = {"labels": sorted(labels), "key": rule.key, "text_property": text_prop,
+                            "properties": sorted(carried)}
         return Memory(
             id=self.node_memory_id(labels, properties, element_id),
             namespace=self.namespace,
@@ -296,13 +300,19 @@ class Mapping:
         """Combine a node memory and a point memory that share an id, in either arrival order.
 
         Node fields (text, properties, valid time) win over payload fields; the point's vector
-        and ``point`` provenance are kept whichever arrives second. Returns a new Memory.
+        and ``point`` provenance are kept whichever arrives second. Two writes of the same kind
+        (node after node-only, point after point-only) return the newer. Returns a new Memory.
+        ``existing`` should hold one kind only: to replace one half of a memory that already
+        combines a node and a point, split it first (``integrations.dualwrite.halves.split``),
+        or keys of the replaced half linger.
         """
         if existing is None:
             return incoming
         old_legacy = dict(existing.metadata.get(LEGACY_KEY, {}))
         new_legacy = dict(incoming.metadata.get(LEGACY_KEY, {}))
         incoming_is_node = "labels" in new_legacy
+        if incoming_is_node and "labels" in old_legacy and "point" not in old_legacy:
+            return incoming  # a node replaces a node-only memory
         node, point = (incoming, existing) if incoming_is_node else (existing, incoming)
         node_legacy, point_legacy = (new_legacy, old_legacy) if incoming_is_node else (old_legacy, new_legacy)
         if "labels" not in node_legacy:  # two point writes (or two node writes): the newer replaces
