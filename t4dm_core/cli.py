@@ -28,8 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text, _extra) in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
-    if not argv or argv[0] not in SUBCOMMANDS:
-        parser.parse_args(argv or ["--help"])
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    if argv[0] not in SUBCOMMANDS:
+        parser.parse_args(argv)  # --help exits 0; an unknown command exits 2 with argparse's message
         return 2
     name = argv[0]
     module_name, help_text, extra = SUBCOMMANDS[name]
