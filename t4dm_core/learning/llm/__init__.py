@@ -1,0 +1,82 @@
+"""Adapter stack (issue 6): retrieved T4DM memories into a frozen causal LM.
+
+Modules, one job each (torch and transformers are imported only when a name that needs
+them is first used; ``import t4dm_core`` and ``import t4dm_core.learning.llm`` import neither):
+
+* :mod:`.models` — load a frozen base LM + tokenizer from a spec (``"tiny"``, ``"smollm2"``, a path);
+* :mod:`.tiny_lm` — the in-project tiny Llama, trained on :mod:`seeds.lm_corpus` and cached;
+* :mod:`.redaction` / :mod:`.packer` — PII redaction and the memory token packer (B1 read path);
+* :mod:`.episodic` — the HEI-NW episodic cross-attention adapter (zero-gated);
+* :mod:`.quantization` / :mod:`.lora` — the NF4 start-up probe, LoRA and QLoRA;
+* :mod:`.spiking` / :mod:`.three_factor` — the spiking bottleneck adapter and its three-factor rule;
+* :mod:`.diagnostics` — adapter parameter share and per-component gradient norms;
+* :mod:`.training` / :mod:`.hooks` / :mod:`.errors` — shared helpers and typed errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "AdapterError",
+    "BaseModel",
+    "EpisodicAdapter",
+    "EpisodicCrossAttention",
+    "Exploration",
+    "LoraModel",
+    "LoraSpec",
+    "LoraTrainResult",
+    "MemoryPacker",
+    "MemoryStates",
+    "MemoryTemplate",
+    "ModelSpecError",
+    "ModelUnavailableError",
+    "PackedMemories",
+    "ParameterShare",
+    "QuantProbe",
+    "QuantizationUnavailableError",
+    "Redaction",
+    "RedactionPolicy",
+    "SpikingAdapter",
+    "SpikingBottleneck",
+    "ThreeFactorRule",
+    "TinyLMConfig",
+    "build_lora",
+    "eligibility",
+    "grad_norms",
+    "load_base_model",
+    "parameter_share",
+    "probe_nf4",
+    "question_prompt",
+    "redact",
+    "render_memory_block",
+    "tiny_lm_path",
+    "train_lora",
+]
+
+_HOMES = {
+    "errors": ("AdapterError", "ModelSpecError", "ModelUnavailableError", "QuantizationUnavailableError"),
+    "models": ("BaseModel", "load_base_model"),
+    "tiny_lm": ("TinyLMConfig", "tiny_lm_path"),
+    "redaction": ("Redaction", "RedactionPolicy", "redact"),
+    "packer": ("MemoryPacker", "MemoryTemplate", "PackedMemories", "question_prompt", "render_memory_block"),
+    "episodic": ("EpisodicAdapter", "EpisodicCrossAttention", "MemoryStates"),
+    "quantization": ("QuantProbe", "probe_nf4"),
+    "lora": ("LoraModel", "LoraSpec", "LoraTrainResult", "build_lora", "train_lora"),
+    "spiking": ("Exploration", "SpikingAdapter", "SpikingBottleneck"),
+    "three_factor": ("ThreeFactorRule", "eligibility"),
+    "diagnostics": ("ParameterShare", "grad_norms", "parameter_share"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
