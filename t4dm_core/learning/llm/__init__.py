@@ -10,6 +10,7 @@ them is first used; ``import t4dm_core`` and ``import t4dm_core.learning.llm`` i
 * :mod:`.quantization` / :mod:`.lora` — the NF4 start-up probe, LoRA and QLoRA;
 * :mod:`.spiking` / :mod:`.three_factor` — the spiking bottleneck adapter and its three-factor rule;
 * :mod:`.diagnostics` — adapter parameter share and per-component gradient norms;
+* :mod:`.replay` — the replay queue and CA2-style scheduler (store memories → LM and cue → answer rows);
 * :mod:`.training` / :mod:`.hooks` / :mod:`.errors` — shared helpers and typed errors.
 """
 
@@ -32,12 +33,17 @@ __all__ = [
     "MemoryTemplate",
     "ModelSpecError",
     "ModelUnavailableError",
+    "OverlapProxy",
     "PackedMemories",
     "ParameterShare",
     "QuantProbe",
     "QuantizationUnavailableError",
     "Redaction",
     "RedactionPolicy",
+    "ReplayItem",
+    "ReplayRows",
+    "ReplayScheduler",
+    "ReplayWeights",
     "SpikingAdapter",
     "SpikingBottleneck",
     "ThreeFactorRule",
@@ -51,8 +57,11 @@ __all__ = [
     "question_prompt",
     "redact",
     "render_memory_block",
+    "replay_rows",
+    "split_cue_answer",
     "tiny_lm_path",
     "train_lora",
+    "vector_centroid_overlap",
 ]
 
 _HOMES = {
@@ -67,6 +76,8 @@ _HOMES = {
     "spiking": ("Exploration", "SpikingAdapter", "SpikingBottleneck"),
     "three_factor": ("ThreeFactorRule", "eligibility"),
     "diagnostics": ("ParameterShare", "grad_norms", "parameter_share"),
+    "replay": ("OverlapProxy", "ReplayItem", "ReplayRows", "ReplayScheduler", "ReplayWeights", "replay_rows",
+               "split_cue_answer", "vector_centroid_overlap"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
