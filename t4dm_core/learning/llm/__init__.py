@@ -11,6 +11,7 @@ them is first used; ``import t4dm_core`` and ``import t4dm_core.learning.llm`` i
 * :mod:`.spiking` / :mod:`.three_factor` — the spiking bottleneck adapter and its three-factor rule;
 * :mod:`.diagnostics` — adapter parameter share and per-component gradient norms;
 * :mod:`.replay` — the replay queue and CA2-style scheduler (store memories → LM and cue → answer rows);
+* :mod:`.hygiene` — validation tracking, early stopping, plateau detection, the base-task drift guard;
 * :mod:`.training` / :mod:`.hooks` / :mod:`.errors` — shared helpers and typed errors.
 """
 
@@ -22,9 +23,15 @@ from typing import Any
 __all__ = [
     "AdapterError",
     "BaseModel",
+    "BaseScore",
+    "BaseTask",
+    "DriftGuard",
     "EpisodicAdapter",
     "EpisodicCrossAttention",
     "Exploration",
+    "HygieneError",
+    "HygienePolicy",
+    "HygieneResult",
     "LoraModel",
     "LoraSpec",
     "LoraTrainResult",
@@ -44,10 +51,16 @@ __all__ = [
     "ReplayRows",
     "ReplayScheduler",
     "ReplayWeights",
+    "Snapshot",
     "SpikingAdapter",
     "SpikingBottleneck",
+    "StepReport",
+    "StopReason",
     "ThreeFactorRule",
     "TinyLMConfig",
+    "TrainingMonitor",
+    "backprop_step",
+    "batch_loss",
     "build_lora",
     "eligibility",
     "grad_norms",
@@ -61,6 +74,7 @@ __all__ = [
     "split_cue_answer",
     "tiny_lm_path",
     "train_lora",
+    "train_with_hygiene",
     "vector_centroid_overlap",
 ]
 
@@ -76,6 +90,8 @@ _HOMES = {
     "spiking": ("Exploration", "SpikingAdapter", "SpikingBottleneck"),
     "three_factor": ("ThreeFactorRule", "eligibility"),
     "diagnostics": ("ParameterShare", "grad_norms", "parameter_share"),
+    "hygiene": ("BaseScore", "BaseTask", "DriftGuard", "HygieneError", "HygienePolicy", "HygieneResult", "Snapshot",
+                "StepReport", "StopReason", "TrainingMonitor", "backprop_step", "batch_loss", "train_with_hygiene"),
     "replay": ("OverlapProxy", "ReplayItem", "ReplayRows", "ReplayScheduler", "ReplayWeights", "replay_rows",
                "split_cue_answer", "vector_centroid_overlap"),
 }

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from t4dm_core import InvalidInputError
 
-__all__ = ["IGNORE_INDEX", "Batch", "answer_batch", "answer_exact_match", "lm_batch", "train_steps"]
+__all__ = ["IGNORE_INDEX", "Batch", "answer_batch", "answer_exact_match", "lm_batch", "optimizer_step", "train_steps"]
 
 IGNORE_INDEX = -100
 Batch = dict[str, Tensor]
@@ -87,14 +87,22 @@ def train_steps(loss_fn: Callable[[int], Tensor], params: Iterable[torch.nn.Para
         if schedule is not None:
             for group in opt.param_groups:
                 group["lr"] = lr * schedule(step)
-        loss = loss_fn(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(trainable, clip)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(optimizer_step(opt, trainable, loss_fn(step), clip))
     return losses
+
+
+def optimizer_step(opt: torch.optim.Optimizer, trainable: Sequence[torch.nn.Parameter], loss: Tensor,
+                   clip: float | None, before_clip: Callable[[], None] | None = None) -> float:
+    """Backpropagate ``loss``, call ``before_clip`` (e.g. to read raw gradient norms), clip the
+    gradients of ``trainable`` to norm ``clip``, update; returns the loss (before the update)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if before_clip is not None:
+        before_clip()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(trainable, clip)
+    opt.step()
+    return float(loss.detach())
 
 
 @torch.no_grad()
