@@ -11,6 +11,8 @@ them is first used; ``import t4dm_core`` and ``import t4dm_core.learning.llm`` i
 * :mod:`.spiking` / :mod:`.three_factor` — the spiking bottleneck adapter and its three-factor rule;
 * :mod:`.diagnostics` — adapter parameter share and per-component gradient norms;
 * :mod:`.replay` — the replay queue and CA2-style scheduler (store memories → LM and cue → answer rows);
+* :mod:`.consolidation` / :mod:`.adapter_store` — the consolidation worker; adapters saved with
+  provenance, loaded by name;
 * :mod:`.hygiene` — validation tracking, early stopping, plateau detection, the base-task drift guard;
 * :mod:`.training` / :mod:`.hooks` / :mod:`.errors` — shared helpers and typed errors.
 """
@@ -22,9 +24,17 @@ from typing import Any
 
 __all__ = [
     "AdapterError",
+    "AdapterExistsError",
+    "AdapterKind",
+    "AdapterNotFoundError",
+    "Attachment",
+    "BaseMismatchError",
     "BaseModel",
     "BaseScore",
     "BaseTask",
+    "ConsolidationError",
+    "ConsolidationResult",
+    "CorruptAdapterError",
     "DriftGuard",
     "EpisodicAdapter",
     "EpisodicCrossAttention",
@@ -58,19 +68,29 @@ __all__ = [
     "StopReason",
     "ThreeFactorRule",
     "TinyLMConfig",
+    "TrainedMemory",
     "TrainingMonitor",
+    "attach_adapters",
     "backprop_step",
+    "base_fingerprint",
     "batch_loss",
     "build_lora",
+    "consolidate",
     "eligibility",
     "grad_norms",
+    "item_modulator",
+    "list_adapters",
+    "load_adapter",
     "load_base_model",
     "parameter_share",
     "probe_nf4",
     "question_prompt",
+    "read_manifest",
     "redact",
     "render_memory_block",
     "replay_rows",
+    "row_losses",
+    "save_adapter",
     "split_cue_answer",
     "tiny_lm_path",
     "train_lora",
@@ -90,6 +110,11 @@ _HOMES = {
     "spiking": ("Exploration", "SpikingAdapter", "SpikingBottleneck"),
     "three_factor": ("ThreeFactorRule", "eligibility"),
     "diagnostics": ("ParameterShare", "grad_norms", "parameter_share"),
+    "consolidation": ("ConsolidationError", "ConsolidationResult", "TrainedMemory", "consolidate", "item_modulator",
+                      "row_losses"),
+    "adapter_store": ("AdapterExistsError", "AdapterKind", "AdapterNotFoundError", "Attachment", "BaseMismatchError",
+                      "CorruptAdapterError", "attach_adapters", "base_fingerprint", "list_adapters", "load_adapter",
+                      "read_manifest", "save_adapter"),
     "hygiene": ("BaseScore", "BaseTask", "DriftGuard", "HygieneError", "HygienePolicy", "HygieneResult", "Snapshot",
                 "StepReport", "StopReason", "TrainingMonitor", "backprop_step", "batch_loss", "train_with_hygiene"),
     "replay": ("OverlapProxy", "ReplayItem", "ReplayRows", "ReplayScheduler", "ReplayWeights", "replay_rows",
