@@ -18,6 +18,7 @@ __all__ = ["main"]
 # name -> (module, one-line help, pip extra that provides its dependencies)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "migrate": ("integrations.migrate.cli", "import a Neo4j (Bolt) + Qdrant memory into a T4DM store", "migrate"),
+    "eval": ("t4dm_core.learning.llm.eval_cli", "evaluate memory modes B0-B3 on a scenario", "adapters"),
 }
 
 

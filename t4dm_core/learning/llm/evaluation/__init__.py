@@ -1,0 +1,39 @@
+"""Evaluation harness of the adapter stack (issue 6): modes B0-B3 on scenarios, with a JSON + Markdown report.
+
+* :mod:`.metrics` — normalised exact match, token F1, seeded bootstrap 95% CIs;
+* :mod:`.scenario_a` — scenario A (slot stories with hard negatives) as memories + questions;
+* :mod:`.embedders` — the MiniLM default or a deterministic hashing embedder for tests;
+* :mod:`.runner` — builds the store and runs B0 (no memory) and B1 (retrieve, pack, decode);
+  B2/B3 raise :class:`ModeUnavailableError` until the consolidation worker is wired in;
+* :mod:`.report` — the JSON document and its Markdown rendering;
+* :mod:`.errors` — typed errors.
+
+Importing this package imports numpy and the store, not torch (the runner imports torch when a model runs).
+"""
+
+from __future__ import annotations
+
+from t4dm_core.learning.llm.evaluation.errors import EvalConfigError, ModeUnavailableError
+from t4dm_core.learning.llm.evaluation.metrics import (
+    MetricSummary,
+    bootstrap_ci,
+    exact_match,
+    normalize_answer,
+    summarize,
+    token_f1,
+)
+from t4dm_core.learning.llm.evaluation.scenario_a import EvalQuestion, EvalSet, scenario_a
+
+__all__ = [
+    "EvalConfigError",
+    "EvalQuestion",
+    "EvalSet",
+    "MetricSummary",
+    "ModeUnavailableError",
+    "bootstrap_ci",
+    "exact_match",
+    "normalize_answer",
+    "scenario_a",
+    "summarize",
+    "token_f1",
+]

@@ -1,0 +1,89 @@
+"""Scenario A as question/answer items: :func:`seeds.scenarios.slot_stories` → memories, questions, answers.
+
+How the items are made (``n`` questions, ``seed``):
+
+* the scenario is ``slot_stories(seed, n_groups=n)``: per group one *target* story and four
+  hard negatives (same person, one identifying slot changed, or same slots and another
+  surname); **all** ``5 n`` stories are the memories to store, in the scenario's order;
+* one question per group, about its target. The question names the identifying slots
+  (who, verb, object) and asks for a slot the cue leaves out: ``"where"`` (default) asks
+  ``"Where did {who} {verb} the {object}?"`` and the answer is the place text (e.g.
+  ``"the old train station"``); ``"when"`` asks ``"When did ...?"`` and the answer is the
+  day (e.g. ``"Friday evening"``). The verb is the story's own verb (base form) in even
+  groups and its synonym in odd groups (the scenario's ``direct`` and ``paraphrase`` cues);
+* the evidence of a question is the target's memory id.
+
+The place/day are recovered from the story text (every story names exactly one place of
+the scenario vocabulary and one weekday + part of day). Requires the repository's
+``seeds`` package. Pure and thread-safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from t4dm_core.learning.llm.evaluation.errors import EvalConfigError
+
+__all__ = ["SLOTS", "EvalQuestion", "EvalSet", "Slot", "scenario_a"]
+
+Slot = Literal["where", "when"]
+SLOTS: tuple[str, ...] = ("where", "when")
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """A question, its gold answer, the id of the memory that holds it and the cue kind."""
+
+    question: str
+    answer: str
+    evidence_id: str
+    cue: str
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Memories to store (id, text, metadata) and the questions to ask about them."""
+
+    scenario: str
+    memories: tuple[tuple[str, str, dict[str, object]], ...]
+    questions: tuple[EvalQuestion, ...]
+
+
+def _only(found: list[str], what: str, text: str) -> str:
+    if len(found) != 1:
+        raise EvalConfigError(f"story {text!r} names {len(found)} {what} (expected exactly one)")
+    return found[0]
+
+
+def _answer(slot: Slot, text: str) -> str:
+    from seeds.scenarios import DAY_PARTS, PLACES, WEEKDAYS
+
+    if slot == "where":
+        return _only([p for p in PLACES if f" at {p}" in text], "places", text)
+    return _only([f"{d} {p}" for d in WEEKDAYS for p in DAY_PARTS if f"{d} {p}" in text], "days", text)
+
+
+def scenario_a(n: int, *, seed: int = 0, slot: Slot = "where") -> EvalSet:
+    """``n`` scenario-A questions (one per story group) and the ``5 n`` memories to store; see the module doc.
+
+    Raises :class:`~.errors.EvalConfigError` for ``n < 1`` or an unknown slot.
+    """
+    from seeds.scenarios import VERBS, slot_stories
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise EvalConfigError(f"n must be a positive integer, got {n!r}")
+    if slot not in SLOTS:
+        raise EvalConfigError(f"slot must be one of {list(SLOTS)}, got {slot!r}")
+    scenario = slot_stories(seed, n_groups=n)
+    memories = tuple((item.id, item.text, dict(item.metadata)) for item in scenario.items)
+    targets = sorted((item for item in scenario.items if item.metadata["role"] == "target"), key=lambda i: i.id)
+    verb_forms = {past: (base, synonym) for past, base, _syn_past, synonym in VERBS}
+    questions: list[EvalQuestion] = []
+    for item in targets:
+        group = int(item.metadata["group"])
+        base, synonym = verb_forms[str(item.metadata["verb"])]
+        cue, verb = ("direct", base) if group % 2 == 0 else ("paraphrase", synonym)
+        question = f"{slot.capitalize()} did {item.metadata['who']} {verb} the {item.metadata['object']}?"
+        questions.append(EvalQuestion(question, _answer(slot, item.text), item.id, cue))
+    return EvalSet("A", memories, tuple(questions))
