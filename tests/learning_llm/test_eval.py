@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -22,9 +23,11 @@ from t4dm_core.learning.llm.evaluation import (
     token_f1,
 )
 from t4dm_core.learning.llm.evaluation.embedders import HashingEmbedder
-from t4dm_core.learning.llm.evaluation.report import latency_summary
+from t4dm_core.learning.llm.evaluation.prompting import build_prompt, extract_answer, system_instruction
+from t4dm_core.learning.llm.evaluation.report import latency_summary, report_dict
 from t4dm_core.learning.llm.evaluation.runner import EvalConfig, parse_modes, run_eval
 from t4dm_core.learning.llm.models import BaseModel
+from t4dm_core.learning.llm.packer import question_prompt
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -90,6 +93,8 @@ def test_scenario_a_items_are_well_formed() -> None:
         assert q.question.startswith(f"Where did {meta['who']} ") and q.question.endswith(f" the {meta['object']}?")
         assert f" at {q.answer}" in texts[q.evidence_id]
         assert q.cue == ("direct" if i % 2 == 0 else "paraphrase")
+        assert (q.direct_question == q.question) == (q.cue == "direct")
+        assert f" {meta['verb']} the {meta['object']}" in texts[q.evidence_id]  # the own verb's past form
         # the hard negatives of the group share the person but are not the evidence
         group = [mid for mid, _t, m in data.memories if m["group"] == meta["group"]]
         assert len(group) == 5 and q.evidence_id in group
@@ -109,6 +114,63 @@ def test_scenario_a_when_slot_and_bad_input() -> None:
         scenario_a(3, slot="who")  # type: ignore[arg-type]
 
 
+def test_scenario_a_vocabulary_holds_every_answer_and_is_question_independent() -> None:
+    for slot in ("where", "when"):
+        data = scenario_a(20, seed=5, slot=slot)  # type: ignore[arg-type]
+        assert all(q.answer in data.vocabulary for q in data.questions)
+        assert data.vocabulary == scenario_a(3, seed=9, slot=slot).vocabulary  # type: ignore[arg-type]
+    assert len(scenario_a(2, slot="when").vocabulary) == 21
+
+
+# ----------------------------------------------------------------------------- prompts and answer extraction
+_PLACES = ("the old train station", "the train station", "Cafe Lumen", "the dentist's waiting room")
+
+
+@pytest.mark.parametrize(("reply", "vocabulary", "expected"), [
+    ("Kenji dropped off the thermos at the old train station.", _PLACES, "the old train station"),
+    ("The answer is:\n- Cafe Lumen on Monday evening.", _PLACES, "Cafe Lumen"),
+    ("  \n* the Dentist's waiting-room!", _PLACES, "the dentist's waiting room"),
+    ("At cafe lumen, not the old train station.", _PLACES, "Cafe Lumen"),  # earliest entry wins
+    ("at the train station", ("the train", "the train station"), "the train station"),  # tie: longest entry
+    ("at the old train station", _PLACES, "the old train station"),  # 'train station' starts later
+    ("Cafe Lumen.\nThe old train station.", _PLACES, "Cafe Lumen"),  # only the first sentence counts
+    ("It was left at the ferry. Then Cafe Lumen.", _PLACES, "It was left at the ferry"),  # no entry: sentence kept
+    ("the night market\nQuestion: next", (), "the night market"),
+    ("The answer is:", (), "The answer is:"),
+    ("", _PLACES, ""),
+    ("stationery at cafelumen", _PLACES, "stationery at cafelumen"),  # token boundaries only
+])
+def test_extract_answer_hand_values(reply: str, vocabulary: tuple[str, ...], expected: str) -> None:
+    assert extract_answer(reply, vocabulary) == expected
+
+
+def _with_chat_template(tiny: BaseModel) -> object:
+    tokenizer = copy.deepcopy(tiny.tokenizer)
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>\n"
+                               "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")
+    return tokenizer
+
+
+def test_raw_prompt_without_chat_template(tiny: BaseModel) -> None:
+    block = "Memories:\n- Ana left the pen at Cafe Lumen.\n\n"
+    assert build_prompt(tiny.tokenizer, "Where did Ana leave the pen?", "", "where") == \
+        question_prompt("Where did Ana leave the pen?")
+    assert build_prompt(tiny.tokenizer, "Where did Ana leave the pen?", block, "where") == \
+        block + question_prompt("Where did Ana leave the pen?")
+
+
+def test_chat_prompt_uses_template_and_differs_only_by_memory_block(tiny: BaseModel) -> None:
+    tokenizer = _with_chat_template(tiny)
+    block = "Memories:\n- Ana left the pen at Cafe Lumen.\n\n"
+    b0 = build_prompt(tokenizer, "When did Ana leave the pen?", "", "when")
+    b1 = build_prompt(tokenizer, "When did Ana leave the pen?", block, "when")
+    assert b0 == (f"<system>{system_instruction('when')}</system>\n"
+                  "<user>Question: When did Ana leave the pen?</user>\n<assistant>")
+    assert b1 == b0.replace("<user>", "<user>" + block, 1)
+    assert "the day and the time of day" in system_instruction("when")
+    assert "only the place" in system_instruction("where")
+
+
 def test_hashing_embedder_is_deterministic_and_lexical() -> None:
     emb = HashingEmbedder(64)
     a, b = emb.embed_documents(["The blue umbrella", "blue umbrella!"])
@@ -126,14 +188,16 @@ def test_parse_modes() -> None:
 
 
 @pytest.mark.parametrize("mode", ["B2", "B3"])
-def test_modes_after_replay_are_not_available_yet(mode: str) -> None:
-    with pytest.raises(ModeUnavailableError, match="consolidation worker"):
-        run_eval(EvalConfig(modes=("B0", mode), n=2))
+@pytest.mark.parametrize("model", ["smollm2", "/no/such/model"])
+def test_modes_after_replay_need_the_tiny_model(mode: str, model: str) -> None:
+    with pytest.raises(ModeUnavailableError, match="tiny model only"):
+        run_eval(EvalConfig(modes=("B0", mode), model=model, n=2))
 
 
-def test_cli_b2_gives_typed_error_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_b2_on_another_model_gives_typed_error_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report.json"
-    code = cli.main(["eval", "--scenario", "A", "--modes", "B0,B2", "--model", "tiny", "--n", "4",
+    code = cli.main(["eval", "--scenario", "A", "--modes", "B0,B2", "--model", "smollm2", "--n", "4",
                      "--json", str(out)])
     assert code == 2
     assert "ModeUnavailableError" in capsys.readouterr().err
@@ -157,23 +221,35 @@ def _check_mode(mode: dict[str, object], n: int) -> None:
     assert isinstance(latency, dict) and 0 < latency["p50"] <= latency["p95"]
 
 
-def test_cli_end_to_end_on_tiny(tmp_path: Path, tiny: BaseModel) -> None:
+def test_cli_end_to_end_on_tiny_with_consolidation(tmp_path: Path, tiny: BaseModel) -> None:
     out, md = tmp_path / "eval.json", tmp_path / "eval.md"
-    code = cli.main(["eval", "--scenario", "A", "--modes", "B0,B1", "--model", "tiny", "--n", "12",
+    code = cli.main(["eval", "--scenario", "A", "--modes", "B0,B1,B2,B3", "--model", "tiny", "--n", "12",
                      "--json", str(out), "--markdown", str(md), "--embedder", "hashing", "--seed", "1"])
     assert code == 0
     report = json.loads(out.read_text())
     assert {k: report[k] for k in ("scenario", "model", "n", "seed", "k")} == \
         {"scenario": "A", "model": "tiny", "n": 12, "seed": 1, "k": 3}
-    assert set(report["modes"]) == {"B0", "B1"}
-    _check_mode(report["modes"]["B0"], 12)
-    _check_mode(report["modes"]["B1"], 12)
-    assert "retrieval" not in report["modes"]["B0"]
+    assert list(report["modes"]) == ["B0", "B1", "B2", "B3"]
+    for mode in report["modes"].values():
+        _check_mode(mode, 12)
+    assert "retrieval" not in report["modes"]["B0"] and "retrieval" not in report["modes"]["B3"]
     retrieval = report["modes"]["B1"]["retrieval"]
     assert 0.0 <= retrieval["p@1"] <= retrieval["mrr"] <= 1.0
+    # the consolidation copies live in their own namespace: B2 retrieves exactly what B1 did
+    assert report["modes"]["B2"]["retrieval"] == retrieval
     assert 0 < report["modes"]["B1"]["memory_tokens"]["max"] <= 256
+    consolidation = report["consolidation"]
+    assert consolidation["memories"] == 12 and consolidation["adapter"] == "lora"
+    assert consolidation["quantization"] == "none" and consolidation["steps"] >= 1
+    assert consolidation["objective"]["final"] <= consolidation["objective"]["initial"]
     table = md.read_text()
-    assert "| B0 |" in table and "| B1 |" in table
+    assert all(f"| {mode} |" in table for mode in ("B0", "B1", "B2", "B3"))
+    assert "after consolidating 12 target memories into lora" in table
+
+
+def test_b0_b1_report_has_no_consolidation(tiny: BaseModel) -> None:
+    result = run_eval(EvalConfig(modes=("B0",), n=2, embedder="hashing", n_boot=10), base=tiny)
+    assert result.consolidation is None and "consolidation" not in report_dict(result)
 
 
 def test_minilm_default_path_on_tiny(tiny: BaseModel) -> None:
@@ -184,6 +260,9 @@ def test_minilm_default_path_on_tiny(tiny: BaseModel) -> None:
     assert all(r is None or 1 <= r <= 2 for r in b1.evidence_ranks)
     # the packed prefix holds the retrieved memories, so it is never empty here
     assert min(b1.memory_tokens) > 0
+    # every scored prediction is the documented extraction of the model's own reply
+    vocabulary = scenario_a(4).vocabulary
+    assert b1.predictions == [extract_answer(reply, vocabulary) for reply in b1.replies]
 
 
 def test_cli_unwritable_report_path_fails_cleanly(tmp_path: Path, tiny: BaseModel,

@@ -2,8 +2,8 @@
 
 Exit codes: 0 = the run finished and the report was written; 1 = a report file could not be
 written (the JSON is written before the Markdown, each atomically); 2 = bad arguments, an unknown
-or not-yet-available mode (B2/B3), or a model that cannot be loaded — the message on stderr
-names the problem and no report file is written. The Markdown table is also printed to stdout.
+or not-yet-available mode (B2/B3 with a model other than tiny), or a model that cannot be loaded —
+the message on stderr names the problem and no report file is written. The Markdown table is also printed to stdout.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``t4dm eval``."""
     parser.add_argument("--scenario", default="A", help="scenario to evaluate (available: A)")
-    parser.add_argument("--modes", default="B0,B1", help="comma-separated modes among B0,B1,B2,B3 (default B0,B1)")
+    parser.add_argument("--modes", default="B0,B1",
+                        help="comma-separated modes among B0,B1,B2,B3 (default B0,B1; B2/B3 need --model tiny)")
     parser.add_argument("--model", default="tiny", help="'tiny', 'smollm2', or a local model directory / .gguf file")
     parser.add_argument("--n", type=int, default=100, help="number of questions (default 100)")
     parser.add_argument("--json", required=True, metavar="OUT", help="path of the JSON report")
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="store embedder: the real MiniLM (default) or a deterministic hashing one (tests)")
     parser.add_argument("--slot", choices=SLOTS, default="where", help="slot the questions ask for (default where)")
     parser.add_argument("--memory-tokens", type=int, default=256, help="token budget of the memory prefix (B1)")
-    parser.add_argument("--max-new-tokens", type=int, default=16, help="decoding limit per answer (default 16)")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="decoding limit per answer (default 32)")
     parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples for the CIs")
 
 

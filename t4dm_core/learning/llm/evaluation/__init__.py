@@ -3,8 +3,10 @@
 * :mod:`.metrics` — normalised exact match, token F1, seeded bootstrap 95% CIs;
 * :mod:`.scenario_a` — scenario A (slot stories with hard negatives) as memories + questions;
 * :mod:`.embedders` — the MiniLM default or a deterministic hashing embedder for tests;
-* :mod:`.runner` — builds the store and runs B0 (no memory) and B1 (retrieve, pack, decode);
-  B2/B3 raise :class:`ModeUnavailableError` until the consolidation worker is wired in;
+* :mod:`.prompting` — prompt formatting (chat template when the model has one) and answer extraction;
+* :mod:`.runner` — builds the store and runs B0 (no memory), B1 (retrieve, pack, decode) and,
+  for the tiny model, B2/B3 (the same after consolidation; other models raise :class:`ModeUnavailableError`);
+* :mod:`.consolidated` — consolidates the scenario's target memories into LoRA for B2/B3;
 * :mod:`.report` — the JSON document and its Markdown rendering;
 * :mod:`.errors` — typed errors.
 

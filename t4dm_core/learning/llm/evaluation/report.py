@@ -7,10 +7,14 @@ JSON schema (all scores higher = better; latencies in milliseconds)::
      "modes": {"B0": {"n": N, "em": {"mean": m, "ci95": [lo, hi]}, "f1": {...},
                       "latency_ms": {"mean": ..., "p50": ..., "p95": ...}},
                "B1": {... same ..., "retrieval": {"p@1": ..., "mrr": ..., "k": K},
-                      "memory_tokens": {"mean": ..., "max": ...}}}}
+                      "memory_tokens": {"mean": ..., "max": ...}},
+               "B2": {... as B1 ...}, "B3": {... as B0 ...}},
+     "consolidation": {"adapter": "lora", "quantization": "none", "memories": N, "steps": ...,
+                       "stop_reason": ..., "rolled_back": ..., "objective": {"initial": ..., "final": ...},
+                       "max_loss_drift": ..., "max_em_drop": ...}}
 
-Only modes that ran appear. :func:`write_report` writes each file atomically (a temporary
-sibling renamed into place), so a failed run never leaves a partial report.
+Only modes that ran appear; ``"consolidation"`` only when B2 or B3 ran. :func:`write_report` writes
+each file atomically (a temporary sibling renamed into place), so a failed run never leaves a partial report.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ def report_dict(run: RunResult) -> dict[str, Any]:
     c = run.config
     return {"scenario": c.scenario, "model": c.model, "model_source": run.model_source, "embedder": run.embedder_name,
             "n": len(run.questions), "seed": c.seed, "k": c.k, "slot": c.slot, "n_boot": c.n_boot,
-            "modes": {mode: _mode_dict(result, c.n_boot, c.seed, c.k) for mode, result in run.modes.items()}}
+            "modes": {mode: _mode_dict(result, c.n_boot, c.seed, c.k) for mode, result in run.modes.items()},
+            **({"consolidation": run.consolidation} if run.consolidation is not None else {})}
 
 
 def _metric(summary: dict[str, Any]) -> str:
@@ -74,6 +79,15 @@ def report_markdown(report: dict[str, Any]) -> str:
         p1, mrr = (f"{retrieval['p@1']:.3f}", f"{retrieval['mrr']:.3f}") if retrieval else ("-", "-")
         lines.append(f"| {mode} | {_metric(m['em'])} | {_metric(m['f1'])} | {p1} | {mrr} | "
                      f"{m['latency_ms']['mean']:.1f} / {m['latency_ms']['p95']:.1f} |")
+    consolidation = report.get("consolidation")
+    if consolidation is not None:
+        lines += ["", f"B2/B3 after consolidating {consolidation['memories']} target memories into "
+                      f"{consolidation['adapter']} (quantization {consolidation['quantization']}): "
+                      f"{consolidation['steps']} steps, stop {consolidation['stop_reason']}, "
+                      f"rolled back {consolidation['rolled_back']}, objective "
+                      f"{consolidation['objective']['initial']:.3f} -> {consolidation['objective']['final']:.3f}, "
+                      f"max base-loss drift {consolidation['max_loss_drift']:+.3f}, "
+                      f"max base-EM drop {consolidation['max_em_drop']:.3f}"]
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,11 @@ How the items are made (``n`` questions, ``seed``):
   ``"the old train station"``); ``"when"`` asks ``"When did ...?"`` and the answer is the
   day (e.g. ``"Friday evening"``). The verb is the story's own verb (base form) in even
   groups and its synonym in odd groups (the scenario's ``direct`` and ``paraphrase`` cues);
-* the evidence of a question is the target's memory id.
+  ``direct_question`` is always the form with the story's own verb (what consolidation trains on);
+* the evidence of a question is the target's memory id;
+* the answer vocabulary (for :func:`~.prompting.extract_answer`) is every answer the slot can
+  have: all places of the scenario vocabulary (``"where"``) or every weekday + part of day
+  (``"when"``) — the same for every question, so it never hints at the gold answer.
 
 The place/day are recovered from the story text (every story names exactly one place of
 the scenario vocabulary and one weekday + part of day). Requires the repository's
@@ -33,21 +37,23 @@ SLOTS: tuple[str, ...] = ("where", "when")
 
 @dataclass(frozen=True)
 class EvalQuestion:
-    """A question, its gold answer, the id of the memory that holds it and the cue kind."""
+    """A question, its gold answer, the id of the memory that holds it, the cue kind and the own-verb form."""
 
     question: str
     answer: str
     evidence_id: str
     cue: str
+    direct_question: str
 
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Memories to store (id, text, metadata) and the questions to ask about them."""
+    """Memories to store (id, text, metadata), the questions to ask about them, and every possible answer."""
 
     scenario: str
     memories: tuple[tuple[str, str, dict[str, object]], ...]
     questions: tuple[EvalQuestion, ...]
+    vocabulary: tuple[str, ...] = ()
 
 
 def _only(found: list[str], what: str, text: str) -> str:
@@ -56,12 +62,18 @@ def _only(found: list[str], what: str, text: str) -> str:
     return found[0]
 
 
-def _answer(slot: Slot, text: str) -> str:
+def _vocabulary(slot: Slot) -> tuple[str, ...]:
     from seeds.scenarios import DAY_PARTS, PLACES, WEEKDAYS
 
     if slot == "where":
-        return _only([p for p in PLACES if f" at {p}" in text], "places", text)
-    return _only([f"{d} {p}" for d in WEEKDAYS for p in DAY_PARTS if f"{d} {p}" in text], "days", text)
+        return tuple(PLACES)
+    return tuple(f"{d} {p}" for d in WEEKDAYS for p in DAY_PARTS)
+
+
+def _answer(slot: Slot, text: str) -> str:
+    if slot == "where":
+        return _only([p for p in _vocabulary(slot) if f" at {p}" in text], "places", text)
+    return _only([day for day in _vocabulary(slot) if day in text], "days", text)
 
 
 def scenario_a(n: int, *, seed: int = 0, slot: Slot = "where") -> EvalSet:
@@ -84,6 +96,6 @@ def scenario_a(n: int, *, seed: int = 0, slot: Slot = "where") -> EvalSet:
         group = int(item.metadata["group"])
         base, synonym = verb_forms[str(item.metadata["verb"])]
         cue, verb = ("direct", base) if group % 2 == 0 else ("paraphrase", synonym)
-        question = f"{slot.capitalize()} did {item.metadata['who']} {verb} the {item.metadata['object']}?"
-        questions.append(EvalQuestion(question, _answer(slot, item.text), item.id, cue))
-    return EvalSet("A", memories, tuple(questions))
+        ask = f"{slot.capitalize()} did {item.metadata['who']} {{}} the {item.metadata['object']}?"
+        questions.append(EvalQuestion(ask.format(verb), _answer(slot, item.text), item.id, cue, ask.format(base)))
+    return EvalSet("A", memories, tuple(questions), _vocabulary(slot))
