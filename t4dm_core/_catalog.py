@@ -91,6 +91,10 @@ class Catalog:
     def chain(self, namespace: str, memory_id: str) -> list[VersionRef]:
         return self.versions.get(namespace, {}).get(memory_id, [])
 
+    def version_count(self) -> int:
+        """Versions of every key in every namespace, tombstones included."""
+        return sum(len(chain) for chains in self.versions.values() for chain in chains.values())
+
     def drop_versions(self, namespace: str, memory_id: str, lsns: set[int]) -> None:
         """Forget vacuumed versions of a key (never its current one); an emptied chain disappears."""
         chain = self.versions.get(namespace, {}).get(memory_id)
@@ -180,19 +184,12 @@ def unreachable_after(chain: list[VersionRef], horizon: float, valid_range: Any)
     anchor = version_at(chain, horizon)
     if anchor is None:
         return []
-    upto = chain.index(anchor)
-    out: list[VersionRef] = []
-    for i, ref in enumerate(chain[: upto + 1]):
-        later = chain[i + 1: upto + 1]
-        retracted = any(r.deleted for r in later)
-        if ref.deleted:
-            unreachable = retracted or len(out) == i  # everything before it is already gone
-        elif ref is anchor:
-            unreachable = False
-        else:
-            unreachable = retracted or any(_covers(valid_range(r), valid_range(ref)) for r in later)
-        if unreachable:
-            out.append(ref)
+    window = chain[: chain.index(anchor) + 1]
+    last_tombstone = max((i for i, ref in enumerate(window) if ref.deleted), default=-1)
+    out = window[: last_tombstone + 1]  # retracted by it, and the tombstone then retracts nothing
+    for i in range(last_tombstone + 1, len(window) - 1):  # the anchor itself stays
+        if any(_covers(valid_range(r), valid_range(window[i])) for r in window[i + 1:]):
+            out.append(window[i])
     return out
 
 

@@ -884,13 +884,16 @@ class Store:
         if horizon > now:
             raise InvalidInputError(f"vacuum(before=...) is in the future ({horizon} > now {now})")
         self.flush()
-        count = self.stats()["versions"]
+        count = self._catalog.version_count()
         if not self._compact(full=True, policy=None, horizon=horizon, rewrite_single=True):
             with self._write_mutex:  # nothing on disk to rewrite: still record the horizon
                 self._check_writable()
-                previous = self._manifest.get("history_horizon") or horizon
-                self._commit_manifest({**self._manifest, "history_horizon": max(horizon, previous)})
-        return count - self.stats()["versions"]
+                self._commit_manifest(self._with_horizon(self._manifest, horizon))
+        return count - self._catalog.version_count()
+
+    def _with_horizon(self, body: dict[str, Any], horizon: float) -> dict[str, Any]:
+        """``body`` with the history horizon advanced to ``horizon`` (it never moves back)."""
+        return {**body, "history_horizon": max(horizon, self._manifest.get("history_horizon") or horizon)}
 
     def _compact(self, *, full: bool, policy: CompactionPolicy | None, horizon: float | None,
                  rewrite_single: bool) -> bool:
@@ -933,10 +936,8 @@ class Store:
             input_ids = {s.id for s in inputs}
             entries = [e for e in self._manifest["segments"] if e["id"] not in input_ids] + [entry]
             body = {**self._manifest, "segments": entries}
-            if horizon is not None:
-                body["history_horizon"] = max(horizon, self._manifest.get("history_horizon") or horizon)
             try:
-                self._commit_manifest(body)
+                self._commit_manifest(body if horizon is None else self._with_horizon(body, horizon))
             except OSError as exc:
                 self._failed = exc
                 raise StoreFailedError(f"compaction commit failed: {exc}") from exc
@@ -1580,7 +1581,7 @@ class Store:
             return {
                 "path": self.path, "dim": self.dim, "embedder": self._manifest.get("embedder"),
                 "memories": self._catalog.live_count,
-                "versions": sum(len(c) for chains in self._catalog.versions.values() for c in chains.values()),
+                "versions": self._catalog.version_count(),
                 "namespaces": len(self._catalog.versions), "edges": len(self._graph),
                 "memtable_rows": self._mem.n, "segments": len(self._segments),
                 "segment_rows": sum(s.n for s in self._segments), "manifest_version": self._manifest["version"],
