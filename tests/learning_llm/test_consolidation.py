@@ -26,6 +26,7 @@ from t4dm_core.learning.llm.consolidation import ConsolidationError, Consolidati
 from t4dm_core.learning.llm.hygiene import BaseTask, HygienePolicy, batch_loss
 from t4dm_core.learning.llm.models import BaseModel
 from t4dm_core.learning.llm.replay import split_cue_answer
+from t4dm_core.learning.llm.spiking import DEFAULT_RATE_BAND
 from t4dm_core.learning.llm.tiny_lm import TinyLMConfig
 from t4dm_core.learning.llm.training import answer_batch
 
@@ -184,3 +185,43 @@ def test_the_drift_guard_rolls_back_a_consolidation_that_harms_the_base_task(sto
         assert result.provenance()["hygiene"]["rolled_back"] is True
     finally:
         result.attachment.remove()
+
+
+def test_the_spike_rate_regulariser_keeps_backprop_consolidation_inside_the_band(store: t4dm_core.Store,
+                                                                                base_task: BaseTask) -> None:
+    policy = HygienePolicy(max_steps=30, eval_every=30, max_loss_drift=math.inf, max_em_drop=math.inf,
+                           restore_best=False)
+    rates = {}
+    for name, band in (("off", None), ("on", DEFAULT_RATE_BAND)):
+        result = consolidate(store, "tiny", base_task=base_task, policy=policy, namespace=NAMESPACE,
+                             adapter="spiking", lr=1e-2, seed=0, spike_rate_band=band)
+        try:
+            assert result.final_loss < 0.5 * result.initial_loss, name  # it still learns the facts
+            assert result.spike_rate is not None and result.spike_rate_training is not None
+            assert len(result.block_spike_rates) == 5
+            assert result.provenance()["spike_rate"]["final"] == result.spike_rate
+            rates[name] = (result.spike_rate, result.block_spike_rates)
+        finally:
+            result.attachment.remove()
+    assert rates["off"][0] > DEFAULT_RATE_BAND.high  # unregularised, the adapter fires too often
+    assert DEFAULT_RATE_BAND.low <= rates["on"][0] <= DEFAULT_RATE_BAND.high
+    assert all(DEFAULT_RATE_BAND.low <= r <= DEFAULT_RATE_BAND.high for r in rates["on"][1]), rates["on"]
+
+
+def test_shuffled_modulators_are_the_same_values_on_other_memories(store: t4dm_core.Store,
+                                                                    base_task: BaseTask) -> None:
+    policy = HygienePolicy(max_steps=1, eval_every=1, max_loss_drift=math.inf, max_em_drop=math.inf)
+    runs = {}
+    for shuffle in (None, 3):
+        result = consolidate(store, "tiny", base_task=base_task, policy=policy, namespace=NAMESPACE,
+                             adapter="spiking", learning="three_factor", modulator="gate", spiking_rank=4, seed=1,
+                             modulator_shuffle_seed=shuffle)
+        result.attachment.remove()
+        runs[shuffle] = {m.id: (m.modulator, m.modulator_source) for m in result.memories}
+    true, shuffled = runs[None], runs[3]
+    assert sorted(v for v, _ in true.values()) == sorted(v for v, _ in shuffled.values())
+    assert any(true[i][0] != shuffled[i][0] for i in true)
+    assert all(source.endswith("+shuffled") for _, source in shuffled.values())
+    with pytest.raises(ConsolidationError, match="spike_rate_band"):
+        consolidate(store, "tiny", base_task=base_task, policy=policy, namespace=NAMESPACE, adapter="spiking",
+                    spike_rate_band=(0.05, 0.2))  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ def test_update_is_lr_times_mean_of_modulated_eligibility() -> None:
     torch.manual_seed(0)
     block = SpikingBottleneck(8, 4)
     run = block.explore(torch.randn(5, 8), sigma_hidden=0.2, sigma_out=0.2, generator=torch.Generator().manual_seed(1))
-    rule = ThreeFactorRule(lr=0.1, pre_decay=0.3, trace_decay=0.9)
+    rule = ThreeFactorRule(lr=0.1, pre_decay=0.3, trace_decay=0.9, max_update_norm=None)  # the raw formula
     m = torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0])
     deltas = rule.updates(run, m)
     e_up = eligibility(run.up_pre, run.up_post, pre_decay=0.3, trace_decay=0.9)
@@ -64,3 +64,34 @@ def test_real_modulator_learns_and_shuffled_modulator_does_not(seed: int) -> Non
     assert real.final_loss < 0.5 * real.initial_loss, real.losses
     assert shuffled.final_loss > 2.0 * real.final_loss, (real.losses, shuffled.losses)
     assert 0.01 < real.mean_spike_rate < 0.5
+
+
+def test_update_norm_clip_bounds_every_step_and_keeps_its_direction() -> None:
+    torch.manual_seed(0)
+    block = SpikingBottleneck(8, 4)
+    run = block.explore(torch.randn(6, 8), sigma_hidden=0.2, sigma_out=0.2, generator=torch.Generator().manual_seed(2))
+    huge = torch.full((6,), 1e4)
+    raw = ThreeFactorRule(lr=1.0, max_update_norm=None).updates(run, huge)
+    clipped = ThreeFactorRule(lr=1.0, max_update_norm=0.5).updates(run, huge)
+    for name in ("down", "up"):
+        assert float(raw[name].norm()) > 10.0  # unbounded, this step would be enormous
+        assert float(clipped[name].norm()) == pytest.approx(0.5, rel=1e-5)
+        assert torch.allclose(clipped[name], raw[name] * (0.5 / raw[name].norm()), atol=1e-6)
+    small = ThreeFactorRule(lr=1e-6, max_update_norm=0.5).updates(run, torch.ones(6))
+    unclipped = ThreeFactorRule(lr=1e-6, max_update_norm=None).updates(run, torch.ones(6))
+    assert torch.equal(small["up"], unclipped["up"])  # below the bound nothing changes
+
+
+def test_weight_norm_bound_holds_after_many_large_updates() -> None:
+    torch.manual_seed(0)
+    block = SpikingBottleneck(8, 4)
+    rule = ThreeFactorRule(lr=1.0, max_update_norm=1.0, max_weight_norm=2.0)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        run = block.explore(torch.randn(6, 8, generator=gen), sigma_hidden=0.2, sigma_out=0.2, generator=gen)
+        rule.apply(block, run, torch.full((6,), 100.0))
+        assert float(block.down.weight.norm()) <= 2.0 + 1e-5 and float(block.up.weight.norm()) <= 2.0 + 1e-5
+    assert float(block.up.weight.norm()) == pytest.approx(2.0, rel=1e-4)  # it did reach the bound
+    for bad in ({"max_update_norm": 0.0}, {"max_weight_norm": -1.0}, {"max_update_norm": float("inf")}):
+        with pytest.raises(AdapterError, match="invalid three-factor rule"):
+            ThreeFactorRule(**bad)

@@ -52,7 +52,7 @@ def three_factor_run(seed: int, updates: int, *, shuffle: bool = False, lr: floa
     block = SpikingBottleneck(DIM, RANK)
     gen = torch.Generator().manual_seed(seed + 1000)
     rule = ThreeFactorRule(lr=lr)
-    losses, rates = [_loss(block, x_all, y_all)], []
+    losses, rates = [_loss(block, x_all, y_all)], list[float]()
     for step in range(updates):
         pick = torch.randint(N_INPUTS, (BATCH,), generator=gen)
         x, y = x_all[pick], y_all[pick]

@@ -23,7 +23,17 @@ Modulator ``M`` per item (``modulator="gate"``), read from the stored memory's m
 3. else ``1.0`` (recorded as source ``"default"``).
 
 ``modulator=None`` gives every item ``M = 1.0`` (source ``"none"``). ``importance`` is not
-read here (the scheduler already uses it for priority).
+read here (the scheduler already uses it for priority). ``modulator_shuffle_seed`` (ablation):
+the items' modulators are permuted across the items with that seed — the same values, given
+to the wrong memories; the recorded source then ends in ``"+shuffled"``.
+
+Spike-rate regulariser: when the spiking adapter learns by backprop and ``spike_rate_band``
+is set (default :data:`~.spiking.DEFAULT_RATE_BAND`, 5–20 %), the training loss is the
+objective plus :meth:`~.spiking.SpikeRateBand.penalty` of each forward pass of the step (the
+validation loss stays the plain objective). ``spike_rate_band=None`` switches it off; the
+three-factor path never uses it. The result records the spiking adapter's firing rate over
+all passes during training (``spike_rate_training``) and over one clean pass of the replay
+rows after training (``spike_rate``), and each block's rate of that last pass.
 
 Learning rules: ``learning="backprop"`` trains every attached adapter with AdamW
 (:func:`~.hygiene.backprop_step`). ``learning="three_factor"`` trains the *spiking* adapter by
@@ -61,12 +71,12 @@ from t4dm_core.learning.llm.hygiene import (
 )
 from t4dm_core.learning.llm.lora import LoraSpec, QuantRequest
 from t4dm_core.learning.llm.replay import ReplayItem, ReplayScheduler, ReplayWeights, replay_rows
-from t4dm_core.learning.llm.spiking import Exploration, SpikingBottleneck
+from t4dm_core.learning.llm.spiking import DEFAULT_RATE_BAND, Exploration, SpikeRateBand, SpikingBottleneck
 from t4dm_core.learning.llm.three_factor import ThreeFactorRule
 from t4dm_core.learning.llm.training import IGNORE_INDEX, Batch
 
 __all__ = ["ConsolidationError", "ConsolidationResult", "TrainedMemory", "consolidate", "item_modulator",
-           "row_losses"]
+           "row_losses", "token_losses"]
 
 Learning = Literal["backprop", "three_factor"]
 GATE_SIGNALS = ("reward", "surprise", "novelty")
@@ -101,6 +111,9 @@ class ConsolidationResult:
     final_loss: float
     store_path: str
     store_stats: dict[str, Any] = field(repr=False)
+    spike_rate: float | None = None
+    spike_rate_training: float | None = None
+    block_spike_rates: tuple[float, ...] = ()
 
     @property
     def steps(self) -> int:
@@ -136,6 +149,8 @@ class ConsolidationResult:
                         "baseline": asdict(h.baseline), "final": asdict(h.final)},
             "objective": {"initial": self.initial_loss, "final": self.final_loss},
             "quantization": {"ran": self.quantization, "detail": self.attachment.quant_detail},
+            "spike_rate": {"final": self.spike_rate, "training": self.spike_rate_training,
+                           "blocks": list(self.block_spike_rates)},
         }
 
 
@@ -156,14 +171,24 @@ def item_modulator(memory: Memory) -> tuple[float, str]:
     return 1.0, "default"
 
 
-def row_losses(model: Any, batch: Batch) -> Tensor:
-    """Mean next-token loss of each row over its labelled tokens, shape (B,) (0 for a row without labels)."""
+def token_losses(model: Any, batch: Batch) -> Tensor:
+    """Next-token loss at every position, shape (B, L): column ``t`` is the loss of predicting token ``t + 1``
+    from position ``t``; 0 where that token is unlabelled and in the last column."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     labels = batch["labels"][:, 1:]
     ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX,
                                            reduction="none")
-    mask = (labels != IGNORE_INDEX).to(ce.dtype)
-    return (ce * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return torch.nn.functional.pad(ce * (labels != IGNORE_INDEX).to(ce.dtype), (0, 1))
+
+
+def _row_means(per_token: Tensor, batch: Batch) -> Tensor:
+    counts = (batch["labels"][:, 1:] != IGNORE_INDEX).sum(dim=1).to(per_token.dtype)
+    return per_token.sum(dim=1) / counts.clamp(min=1.0)
+
+
+def row_losses(model: Any, batch: Batch) -> Tensor:
+    """Mean next-token loss of each row over its labelled tokens, shape (B,) (0 for a row without labels)."""
+    return _row_means(token_losses(model, batch), batch)
 
 
 @dataclass(frozen=True)
@@ -173,10 +198,16 @@ class _Rows:
     batches: tuple[Batch, ...]
     weights: tuple[Tensor, ...]
 
-    def objective(self, model: Any) -> Tensor:
-        losses = torch.cat([row_losses(model, b) for b in self.batches])
+    def objective(self, model: Any, penalty: Callable[[], Tensor] | None = None) -> Tensor:
+        """Modulator-weighted mean row loss, plus ``penalty()`` taken after each batch's forward pass."""
+        losses: list[Tensor] = []
+        extra = torch.zeros(())
+        for batch in self.batches:
+            losses.append(row_losses(model, batch))
+            if penalty is not None:
+                extra = extra + penalty()
         weights = torch.cat(self.weights)
-        return (losses * weights).sum() / weights.sum()
+        return (torch.cat(losses) * weights).sum() / weights.sum() + extra
 
 
 def _rows(items: Sequence[ReplayItem], modulators: Sequence[float], tokenizer: Any, max_len: int) -> _Rows:
@@ -220,15 +251,15 @@ def _three_factor_step(attachment: Attachment, rows: _Rows, rule: ThreeFactorRul
 
     @torch.no_grad()
     def step(_index: int) -> StepReport:
-        clean = [row_losses(model, b) for b in rows.batches]
-        total = float((torch.cat(clean) * weights).sum() / weights.sum())
+        clean = [token_losses(model, b) for b in rows.batches]
+        total = float((torch.cat([_row_means(c, b) for c, b in zip(clean, rows.batches, strict=True)]) * weights).sum()
+                      / weights.sum())
         norm_sq = 0.0
-        for batch, clean_rows, row_m in zip(rows.batches, clean, rows.weights, strict=True):
+        for batch, clean_tokens, row_m in zip(rows.batches, clean, rows.weights, strict=True):
             runs: list[tuple[SpikingBottleneck, Exploration]] = []
             with _exploring(blocks, sigma, generator, runs):
-                noisy_rows = row_losses(model, batch)
-            per_row = row_m * (clean_rows - noisy_rows)  # M · advantage of the noise
-            per_token = (per_row[:, None] * batch["attention_mask"].to(per_row.dtype)).reshape(-1)
+                noisy_tokens = token_losses(model, batch)
+            per_token = (row_m[:, None] * (clean_tokens - noisy_tokens)).reshape(-1)  # M · the token's advantage
             for block, run in runs:
                 norms = rule.apply(block, run, per_token)
                 norm_sq += norms["down"] ** 2 + norms["up"] ** 2
@@ -242,6 +273,14 @@ def _combined(steps: Sequence[StepFn]) -> StepFn:
         reports = [s(index) for s in steps]
         return StepReport(reports[0].loss, {k: v for r in reports for k, v in r.grad_norms.items()})
     return step
+
+
+def _signals(memories: Sequence[Memory], modulator: str | None, shuffle_seed: int | None) -> list[tuple[float, str]]:
+    signals = [item_modulator(m) if modulator == "gate" else (1.0, "none") for m in memories]
+    if shuffle_seed is None:
+        return signals
+    order = torch.randperm(len(signals), generator=torch.Generator().manual_seed(shuffle_seed)).tolist()
+    return [(signals[j][0], signals[j][1] + "+shuffled") for j in order]
 
 
 def _memories(store: Store, items: Sequence[ReplayItem], namespace: str) -> list[Memory]:
@@ -260,16 +299,21 @@ def consolidate(store: Store, base_model: str, *, base_task: BaseTask, policy: H
                 filter: Mapping[str, Any] | None = None, lr: float = 1e-2, lora_spec: LoraSpec | None = None,
                 quantization: QuantRequest = "auto", spiking_rank: int = 8, spiking_layers: Sequence[int] | None = None,
                 rule: ThreeFactorRule | None = None, exploration_sigma: float = 0.1, max_len: int = 64,
-                seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -> ConsolidationResult:
+                seed: int = 0, cache_dir: str | os.PathLike[str] | None = None,
+                spike_rate_band: SpikeRateBand | None = DEFAULT_RATE_BAND,
+                modulator_shuffle_seed: int | None = None) -> ConsolidationResult:
     """Replay up to ``k`` memories of ``namespace`` into fresh adapters on ``base_model`` (a model spec).
 
     ``base_task`` is the drift guard's base knowledge; ``policy`` the hygiene rules. The store is
     read only. Returns the trained :class:`~.adapter_store.Attachment` with steps, stop reason,
     drift, rollback and the ids / ``recorded_at`` of the memories trained on.
 
+    ``spike_rate_band`` and ``modulator_shuffle_seed``: see the module doc.
+
     Raises :class:`ConsolidationError` when nothing is replayable, for ``learning="three_factor"``
-    without a spiking adapter, an unknown ``learning`` / ``modulator``, or a store that changed
-    mid-run; the scheduler's, loader's and hygiene's typed errors otherwise.
+    without a spiking adapter, an unknown ``learning`` / ``modulator``, a ``spike_rate_band``
+    that is not a :class:`~.spiking.SpikeRateBand`, or a store that changed mid-run; the
+    scheduler's, loader's and hygiene's typed errors otherwise.
     """
     if learning not in ("backprop", "three_factor"):
         raise ConsolidationError(f"learning must be 'backprop' or 'three_factor', got {learning!r}")
@@ -277,42 +321,66 @@ def consolidate(store: Store, base_model: str, *, base_task: BaseTask, policy: H
         raise ConsolidationError(f"modulator must be None or 'gate', got {modulator!r}")
     if learning == "three_factor" and adapter == "lora":
         raise ConsolidationError("learning='three_factor' needs a spiking adapter (adapter='spiking' or 'both')")
+    if spike_rate_band is not None and not isinstance(spike_rate_band, SpikeRateBand):
+        raise ConsolidationError(f"spike_rate_band must be a SpikeRateBand or None, got {spike_rate_band!r}")
     items = ReplayScheduler(store, weights=weights, seed=seed).schedule(k, namespace=namespace, filter=filter)
     if not items:
         raise ConsolidationError(f"namespace {namespace!r} holds no episodic memory with text to replay")
     memories = _memories(store, items, namespace)
-    signals = [item_modulator(m) if modulator == "gate" else (1.0, "none") for m in memories]
+    signals = _signals(memories, modulator, modulator_shuffle_seed)
     attachment = attach_adapters(base_model, adapter, lora_spec=lora_spec, quantization=quantization,
                                  spiking_rank=spiking_rank, spiking_layers=spiking_layers, seed=seed,
                                  cache_dir=cache_dir)
     try:
-        result = _train(attachment, _rows(items, [m for m, _ in signals], attachment.tokenizer, max_len), base_task,
-                        policy, learning, lr, rule or ThreeFactorRule(), exploration_sigma, seed)
+        rows = _rows(items, [m for m, _ in signals], attachment.tokenizer, max_len)
+        band = spike_rate_band if learning == "backprop" else None
+        hygiene, initial, final, training_rate = _train(attachment, rows, base_task, policy, learning, lr,
+                                                        rule or ThreeFactorRule(), exploration_sigma, seed, band)
+        rate, block_rates = _spike_rates(attachment, rows)
     except BaseException:
         attachment.remove()
         raise
     trained = tuple(TrainedMemory(str(m.id), m.namespace, m.recorded_at, value, source)
                     for m, (value, source) in zip(memories, signals, strict=True))
-    return ConsolidationResult(attachment, adapter, learning, modulator, trained, *result, store_path=store.path,
-                               store_stats=store.stats())
+    return ConsolidationResult(attachment, adapter, learning, modulator, trained, hygiene, initial, final,
+                               store_path=store.path, store_stats=store.stats(), spike_rate=rate,
+                               spike_rate_training=training_rate, block_spike_rates=block_rates)
+
+
+@torch.no_grad()
+def _spike_rates(attachment: Attachment, rows: _Rows) -> tuple[float | None, tuple[float, ...]]:
+    """Firing rate of one clean pass over the replay rows (overall, and per block for the last batch)."""
+    if attachment.spiking is None:
+        return None, ()
+    attachment.spiking.reset_stats()
+    rows.objective(attachment.model)
+    rate = attachment.spiking.spike_rate()
+    attachment.spiking.reset_stats()
+    return rate, tuple(attachment.spiking.block_rates())
 
 
 def _train(attachment: Attachment, rows: _Rows, base_task: BaseTask, policy: HygienePolicy, learning: Learning,
-           lr: float, rule: ThreeFactorRule, sigma: float, seed: int) -> tuple[HygieneResult, float, float]:
+           lr: float, rule: ThreeFactorRule, sigma: float, seed: int,
+           band: SpikeRateBand | None) -> tuple[HygieneResult, float, float, float | None]:
     model = attachment.model
     components = attachment.components()
     validate: Callable[[], float] = lambda: float(torch.no_grad()(rows.objective)(model))  # noqa: E731
     initial = validate()
     steps: list[StepFn] = []
     backprop = {name: ps for name, ps in components.items() if learning == "backprop" or name == "lora"}
+    spiking = attachment.spiking
+    penalty = (lambda: band.penalty(spiking.blocks)) if band is not None and spiking is not None else None
     if backprop:
-        steps.append(backprop_step(lambda _i: rows.objective(model), backprop, lr))
+        steps.append(backprop_step(lambda _i: rows.objective(model, penalty), backprop, lr))
     if learning == "three_factor":
         steps.append(_three_factor_step(attachment, rows, rule, sigma, seed))
     guard = DriftGuard(model, attachment.tokenizer, base_task, attachment.parameters())
+    if spiking is not None:
+        spiking.reset_stats()
     model.train()
     try:
         hygiene = train_with_hygiene(_combined(steps), validate, guard, policy)
     finally:
         model.eval()
-    return hygiene, initial, validate()
+    training_rate = spiking.spike_rate() if spiking is not None else None
+    return hygiene, initial, validate(), training_rate

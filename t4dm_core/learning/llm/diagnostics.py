@@ -3,6 +3,9 @@
 * :func:`parameter_share` — trainable adapter parameters over base-model parameters (the
   issue's "adapter parameters < 5 % of base" figure); parameters are de-duplicated by
   identity, so passing the same tensor twice counts it once.
+* :func:`rank_for_budget` — the adapter rank whose parameter count (given by a counting
+  function) lies closest to a budget, e.g. the spiking rank that matches a LoRA adapter's
+  trainable parameters for an equal-parameter comparison.
 * :func:`grad_norms` — the L2 norm of the current ``.grad`` of each named component (e.g.
   ``{"lora": ..., "spiking": ..., "episodic": ...}``), for logging which part of an adapter
   stack is learning; a component whose parameters have no gradient reports 0.0.
@@ -13,7 +16,7 @@ optimiser step (or ``zero_grad``) for gradient norms. Not synchronised with trai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +24,7 @@ from torch import nn
 
 from t4dm_core.learning.llm.errors import AdapterError
 
-__all__ = ["ParameterShare", "grad_norms", "parameter_share"]
+__all__ = ["ParameterShare", "grad_norms", "parameter_share", "rank_for_budget"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,23 @@ def parameter_share(adapter_params: Iterable[nn.Parameter], base_parameters: int
     if base_parameters <= 0:
         raise AdapterError(f"base_parameters must be positive, got {base_parameters}")
     return ParameterShare(sum(p.numel() for p in _unique(adapter_params)), base_parameters)
+
+
+def rank_for_budget(budget: int, count: Callable[[int], int], *, max_rank: int = 4096) -> int:
+    """The rank in ``[1, max_rank]`` whose ``count(rank)`` is closest to ``budget`` (ties: the smaller rank).
+
+    ``count`` must be non-decreasing in the rank (parameter counts are). Raises
+    :class:`~.errors.AdapterError` for a budget or ``max_rank`` below 1.
+    """
+    if budget < 1 or max_rank < 1:
+        raise AdapterError(f"budget and max_rank must be >= 1, got {budget} and {max_rank}")
+    best = 1
+    for rank in range(1, max_rank + 1):
+        if abs(count(rank) - budget) < abs(count(best) - budget):
+            best = rank
+        if count(rank) >= budget:
+            break
+    return best
 
 
 def grad_norms(components: Mapping[str, Iterable[nn.Parameter]]) -> dict[str, float]:

@@ -17,6 +17,14 @@ Spike statistics: every forward pass adds its spike count and neuron-step count 
 block's counters; :meth:`SpikingAdapter.spike_rate` is the fraction of neuron-steps that
 spiked since the last :meth:`SpikingAdapter.reset_stats`.
 
+Spike-rate regulariser: each pass also keeps the block's mean firing rate ``ρ_b`` of that
+pass as a tensor *with its autograd graph* (:attr:`SpikingBottleneck.last_rate`; padding
+positions count like any token). :meth:`SpikeRateBand.penalty` turns the rates of the last
+pass into the loss term ``weight · Σ_b (max(0, low − ρ_b) + max(0, ρ_b − high))²`` — zero
+inside the band ``[low, high]`` (default 5–20 %), quadratic outside — whose surrogate
+gradient pushes the thresholds' drive (``W_down``, ``b_down``) until each block fires inside
+the band. It is added to the training loss only; it never changes the forward output.
+
 :meth:`SpikingBottleneck.explore` runs the same dynamics with exploratory noise and
 records the pre/post factors that the three-factor rule (:mod:`.three_factor`) needs.
 Not thread-safe (forward passes update counters).
@@ -24,6 +32,7 @@ Not thread-safe (forward passes update counters).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +43,8 @@ from torch import Tensor, nn
 from t4dm_core.learning.llm.errors import AdapterError
 from t4dm_core.learning.llm.hooks import decoder_layers, layer_input, with_hidden
 
-__all__ = ["Exploration", "SpikingAdapter", "SpikingBottleneck"]
+__all__ = ["DEFAULT_RATE_BAND", "Exploration", "SpikeRateBand", "SpikingAdapter", "SpikingBottleneck",
+           "block_parameter_count"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,11 @@ class Exploration:
     up_pre: Tensor
     up_post: Tensor
     spike_rate: float
+
+
+def block_parameter_count(hidden_size: int, rank: int) -> int:
+    """Trainable parameters of one :class:`SpikingBottleneck`: norm ``H`` + down ``H·r + r`` + up ``r·H``."""
+    return hidden_size + 2 * hidden_size * rank + rank
 
 
 class SpikingBottleneck(nn.Module):
@@ -75,6 +90,7 @@ class SpikingBottleneck(nn.Module):
         self.lif = snn.Leaky(beta=beta, threshold=threshold, spike_grad=surrogate.fast_sigmoid(slope=surrogate_slope))
         self.spikes_seen = 0.0
         self.neuron_steps_seen = 0
+        self.last_rate: Tensor | None = None
 
     def reset_stats(self) -> None:
         """Zero the spike counters."""
@@ -89,6 +105,7 @@ class SpikingBottleneck(nn.Module):
             spk, mem = self.lif(drive, mem)
             trains.append(spk)
         spikes = torch.stack(trains)
+        self.last_rate = spikes.mean()
         self.spikes_seen += float(spikes.detach().sum())
         self.neuron_steps_seen += spikes.numel()
         return spikes
@@ -128,6 +145,33 @@ class SpikingBottleneck(nn.Module):
         )
 
 
+@dataclass(frozen=True)
+class SpikeRateBand:
+    """Target firing-rate band ``[low, high]`` of every block and the weight of its penalty (see the module doc)."""
+
+    low: float = 0.05
+    high: float = 0.20
+    weight: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.low < self.high <= 1.0 and self.weight > 0 and math.isfinite(self.weight)):
+            raise AdapterError(f"invalid spike-rate band {self!r}: need 0 <= low < high <= 1 and a finite weight > 0")
+
+    def penalty(self, blocks: Sequence[SpikingBottleneck]) -> Tensor:
+        """The regulariser over the rates of each block's last forward pass (differentiable; 0 inside the band).
+
+        Raises :class:`~.errors.AdapterError` if a block has not run yet.
+        """
+        if any(b.last_rate is None for b in blocks):
+            raise AdapterError("spike-rate penalty needs a forward pass of every block first")
+        rates = torch.stack([b.last_rate for b in blocks if b.last_rate is not None])
+        outside = torch.relu(self.low - rates) + torch.relu(rates - self.high)
+        return self.weight * (outside**2).sum()
+
+
+DEFAULT_RATE_BAND = SpikeRateBand()
+
+
 class SpikingAdapter:
     """:class:`SpikingBottleneck` blocks added in parallel to decoder layers of a frozen LM.
 
@@ -159,6 +203,10 @@ class SpikingAdapter:
         """The trainable parameters (all bottlenecks')."""
         for block in self.blocks:
             yield from block.parameters()
+
+    def block_rates(self) -> list[float]:
+        """Each block's mean firing rate over its last forward pass (NaN for a block that has not run)."""
+        return [float(b.last_rate) if b.last_rate is not None else math.nan for b in self.blocks]
 
     def spike_rate(self) -> float:
         """Fraction of neuron-steps that spiked since the last reset (0.0 if nothing ran)."""

@@ -20,11 +20,23 @@ The eligibility trace accumulates pre × post with decay ``λ_e``::
 and at the end of the trials the weight moves by ``Δw_ij = η · mean_n(M_n · e_ij,n)``. With
 ``M_n = R_n − R̄_n`` (reward of the noisy trial minus that of the noise-free one) the
 expected update follows the reward gradient; with ``M`` unrelated to the noise (e.g.
-shuffled across trials) its expectation is zero. Stateless functions; thread-safe.
+shuffled across trials) its expectation is zero.
+
+Bounds (so that a large modulator or a noisy estimate cannot blow the weights up; both are
+applied per weight matrix, ``down`` and ``up`` separately):
+
+* ``max_update_norm`` (default 0.5): a step's ``Δw`` whose Frobenius norm exceeds it is
+  rescaled to exactly that norm (its direction is kept);
+* ``max_weight_norm`` (default ``None`` = off): after the update, a weight matrix whose
+  Frobenius norm exceeds it is rescaled onto that sphere.
+
+:meth:`ThreeFactorRule.updates` returns the clipped changes; :meth:`ThreeFactorRule.apply`
+adds them and then applies the weight-norm bound. Stateless functions; thread-safe.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,18 +70,32 @@ def eligibility(pre: Tensor, post: Tensor, *, pre_decay: float = 0.0, trace_deca
     return e
 
 
+def _bounded(matrix: Tensor, max_norm: float | None) -> Tensor:
+    """``matrix`` rescaled to Frobenius norm ``max_norm`` if it is longer (unchanged if ``max_norm`` is None)."""
+    if max_norm is None:
+        return matrix
+    norm = float(matrix.norm())
+    return matrix * (max_norm / norm) if norm > max_norm else matrix
+
+
 @dataclass(frozen=True)
 class ThreeFactorRule:
-    """``Δw = lr · mean_n(M_n · e_n)`` for the ``down`` and ``up`` weights of a spiking bottleneck."""
+    """``Δw = lr · mean_n(M_n · e_n)`` for the ``down`` and ``up`` weights of a spiking bottleneck, bounded.
+
+    See the module doc for ``max_update_norm`` (per-step clip) and ``max_weight_norm`` (weight bound).
+    """
 
     lr: float = 0.05
     pre_decay: float = 0.0
     trace_decay: float = 1.0
+    max_update_norm: float | None = 0.5
+    max_weight_norm: float | None = None
 
     def __post_init__(self) -> None:
-        if not (self.lr > 0 and 0.0 <= self.pre_decay < 1.0 and 0.0 < self.trace_decay <= 1.0):
+        bounds_ok = all(b is None or (b > 0 and math.isfinite(b)) for b in (self.max_update_norm, self.max_weight_norm))
+        if not (self.lr > 0 and 0.0 <= self.pre_decay < 1.0 and 0.0 < self.trace_decay <= 1.0 and bounds_ok):
             raise AdapterError(f"invalid three-factor rule {self!r}: need lr > 0, 0 <= pre_decay < 1, "
-                               "0 < trace_decay <= 1")
+                               "0 < trace_decay <= 1, and bounds that are None or finite > 0")
 
     def updates(self, run: Exploration, modulator: Tensor) -> dict[str, Tensor]:
         """Weight changes ``{"down": ΔW_down, "up": ΔW_up}`` for one exploration and its modulators (N,)."""
@@ -81,13 +107,14 @@ class ThreeFactorRule:
         out: dict[str, Tensor] = {}
         for name, pre, post in (("down", run.down_pre, run.down_post), ("up", run.up_pre, run.up_post)):
             e = eligibility(pre, post, pre_decay=self.pre_decay, trace_decay=self.trace_decay)
-            out[name] = self.lr * torch.einsum("n,noi->oi", modulator.to(e.dtype), e) / n
+            out[name] = _bounded(self.lr * torch.einsum("n,noi->oi", modulator.to(e.dtype), e) / n,
+                                 self.max_update_norm)
         return out
 
     @torch.no_grad()
     def apply(self, block: SpikingBottleneck, run: Exploration, modulator: Tensor) -> dict[str, float]:
         """Add the updates to ``block.down.weight`` and ``block.up.weight``; returns their norms."""
         deltas = self.updates(run, modulator)
-        block.down.weight += deltas["down"]
-        block.up.weight += deltas["up"]
+        for weight, delta in ((block.down.weight, deltas["down"]), (block.up.weight, deltas["up"])):
+            weight.copy_(_bounded(weight + delta, self.max_weight_norm))
         return {name: float(d.norm()) for name, d in deltas.items()}
