@@ -2,11 +2,12 @@
 
 Prompt (:func:`build_prompt`): a model whose tokenizer has a chat template (e.g.
 SmolLM2-Instruct) gets it — a *system* message with a fixed instruction (answer with only the
-asked slot; use the memories if any are given) and a *user* message holding the memory block
-(possibly empty) followed by ``Question: ...``, then the template's generation prompt. A model
-without a chat template (the in-project tiny LM) gets the raw ``memory block + Question: ...
-Answer:`` text of :func:`~..packer.question_prompt`. In both formats B0 and B1 differ only in the
-memory block, so the comparison is fair.
+asked slot — the place, the day, or a setting's current value; use the memories if any are
+given) and a *user* message holding the memory block (possibly empty; retrieved memories, or
+the transcript of scenario E's full-context system) followed by ``Question: ...``, then the
+template's generation prompt. A model without a chat template (the in-project tiny LM) gets
+the raw ``memory block + Question: ... Answer:`` text of :func:`~..packer.question_prompt`.
+In both formats B0 and B1 differ only in the memory block, so the comparison is fair.
 
 Answer extraction (:func:`extract_answer`) is deterministic and applied to every reply:
 
@@ -30,13 +31,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from t4dm_core.learning.llm.evaluation.items import AnswerKind
 from t4dm_core.learning.llm.evaluation.metrics import normalize_answer
-from t4dm_core.learning.llm.evaluation.scenario_a import Slot
 from t4dm_core.learning.llm.packer import question_prompt
 
 __all__ = ["SLOT_WORDING", "build_prompt", "extract_answer", "system_instruction", "uses_chat_template"]
 
-SLOT_WORDING: dict[str, str] = {"where": "the place", "when": "the day and the time of day"}
+SLOT_WORDING: dict[str, str] = {"where": "the place", "when": "the day and the time of day",
+                                "value": "the current value"}
 _LIST_MARKERS = "-*• \t"
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
@@ -46,13 +48,13 @@ def uses_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def system_instruction(slot: Slot) -> str:
-    """The fixed system message for questions about ``slot`` (identical in B0 and B1)."""
+def system_instruction(slot: AnswerKind) -> str:
+    """The fixed system message for questions whose answer is ``slot`` (identical in every mode)."""
     return (f"Answer the user's question. If memories are given, use them. "
             f"Reply with only {SLOT_WORDING[slot]}, nothing else.")
 
 
-def build_prompt(tokenizer: Any, question: str, memory_block: str, slot: Slot) -> str:
+def build_prompt(tokenizer: Any, question: str, memory_block: str, slot: AnswerKind) -> str:
     """The text to decode after (see the module doc); ``memory_block`` is ``""`` for no memory (B0)."""
     if not uses_chat_template(tokenizer):
         return memory_block + question_prompt(question)

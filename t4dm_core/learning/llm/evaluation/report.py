@@ -13,8 +13,25 @@ JSON schema (all scores higher = better; latencies in milliseconds)::
                        "stop_reason": ..., "rolled_back": ..., "objective": {"initial": ..., "final": ...},
                        "max_loss_drift": ..., "max_em_drop": ...}}
 
-Only modes that ran appear; ``"consolidation"`` only when B2 or B3 ran. :func:`write_report` writes
-each file atomically (a temporary sibling renamed into place), so a failed run never leaves a partial report.
+Only modes that ran appear; ``"consolidation"`` only when B2 or B3 ran. Scenario sections
+(``{"mean", "ci95"}`` objects are bootstrap summaries; a ``*_minus_*`` summary is the mean of
+per-question differences on the same questions, so its CI is paired):
+
+* C — ``"stale_rate"``: per mode and ``"B1-append"``, the share of answers that give a
+  superseded value (lower is better); ``"append_store"`` (when B1 ran): ``"B1-append"``'s mode
+  object plus ``"stale_top1"`` (share of questions whose top hit is a superseded change) and
+  ``"b1_minus_append_em"``;
+* D — ``"by_store_size"``: ``{"<size>": {"memories": size, "B1": mode object, "b1_minus_b0_em": ...}}``
+  (B0 reads no memory: measured once, in ``"modes"``; ``modes.B1`` is the largest size);
+* E — ``"full_context"``: the full-context system's mode object plus ``"prompt_tokens"``
+  (mean / max), ``"context_limit"``, ``"exchanges_total"``, ``"exchanges_kept"`` (mean / min) and
+  ``"truncated_share"`` (questions whose transcript was cut); ``"full_vs_b1"`` (when B1 ran):
+  mean prompt tokens of both, ``"tokens_ratio"`` and ``"latency_ratio"`` (mean and p50;
+  full / B1), ``"em_full_minus_b1"`` and ``"quality_matched"`` — true only when that paired
+  CI contains 0 (no difference detected at this n; not a proof of equality).
+
+:func:`write_report` writes each file atomically (a temporary sibling renamed into place), so a
+failed run never leaves a partial report.
 """
 
 from __future__ import annotations
@@ -27,10 +44,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from t4dm_core.learning.llm.evaluation.metrics import summarize
-from t4dm_core.learning.llm.evaluation.runner import ModeResult, RunResult
+from t4dm_core.learning.llm.evaluation.metrics import MetricSummary, exact_match, summarize
+from t4dm_core.learning.llm.evaluation.runner import APPEND_VARIANT, FULL_CONTEXT_VARIANT, ModeResult, RunResult
 
-__all__ = ["latency_summary", "report_dict", "report_markdown", "write_report"]
+__all__ = ["latency_summary", "mode_summary", "report_dict", "report_markdown", "write_report"]
 
 
 def latency_summary(values: Sequence[float]) -> dict[str, float]:
@@ -40,7 +57,8 @@ def latency_summary(values: Sequence[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(ordered), "p50": statistics.median(ordered), "p95": ordered[rank - 1]}
 
 
-def _mode_dict(result: ModeResult, n_boot: int, seed: int, k: int) -> dict[str, Any]:
+def mode_summary(result: ModeResult, n_boot: int, seed: int, k: int) -> dict[str, Any]:
+    """One mode's JSON entry: n, EM and F1 with bootstrap CIs, latency, and retrieval P@1/MRR if it retrieved."""
     out: dict[str, Any] = {"n": len(result.em), "em": summarize(result.em, n_boot=n_boot, seed=seed).to_json(),
                            "f1": summarize(result.f1, n_boot=n_boot, seed=seed).to_json(),
                            "latency_ms": latency_summary(result.latency_ms)}
@@ -52,13 +70,73 @@ def _mode_dict(result: ModeResult, n_boot: int, seed: int, k: int) -> dict[str, 
     return out
 
 
+def _paired_diff(a: Sequence[float], b: Sequence[float], n_boot: int, seed: int) -> MetricSummary:
+    return summarize([x - y for x, y in zip(a, b, strict=True)], n_boot=n_boot, seed=seed)
+
+
+def _stale_flags(run: RunResult, result: ModeResult) -> list[float]:
+    return [float(any(exact_match(p, s) for s in q.stale_answers)) for p, q in zip(result.predictions, run.questions,
+                                                                                 strict=True)]
+
+
+def _scenario_c(run: RunResult, n_boot: int, seed: int) -> dict[str, Any]:
+    systems = {**run.modes, **run.variants}
+    out: dict[str, Any] = {"stale_rate": {name: summarize(_stale_flags(run, r), n_boot=n_boot, seed=seed).to_json()
+                                          for name, r in systems.items()}}
+    appended = run.variants.get(APPEND_VARIANT)
+    if appended is not None:
+        diff = _paired_diff(run.modes["B1"].em, appended.em, n_boot, seed)
+        out["append_store"] = {**mode_summary(appended, n_boot, seed, run.config.k),
+                               "stale_top1": sum(appended.top_stale) / len(appended.top_stale),
+                               "b1_minus_append_em": diff.to_json()}
+    return out
+
+
+def _scenario_d(run: RunResult, n_boot: int, seed: int) -> dict[str, Any]:
+    b0 = run.modes.get("B0")
+    sizes: dict[str, Any] = {}
+    for size, result in run.by_store_size.items():
+        entry: dict[str, Any] = {"memories": size, "B1": mode_summary(result, n_boot, seed, run.config.k)}
+        if b0 is not None:
+            entry["b1_minus_b0_em"] = _paired_diff(result.em, b0.em, n_boot, seed).to_json()
+        sizes[str(size)] = entry
+    return {"store_sizes": run.facts["store_sizes"], "by_store_size": sizes}
+
+
+def _scenario_e(run: RunResult, n_boot: int, seed: int) -> dict[str, Any]:
+    full = run.variants[FULL_CONTEXT_VARIANT]
+    total = run.facts["exchanges"]
+    out: dict[str, Any] = {"full_context": {
+        **mode_summary(full, n_boot, seed, run.config.k),
+        "prompt_tokens": {"mean": statistics.fmean(full.prompt_tokens), "max": max(full.prompt_tokens)},
+        "context_limit": run.facts["context_limit"], "exchanges_total": total,
+        "exchanges_kept": {"mean": statistics.fmean(full.exchanges_kept), "min": min(full.exchanges_kept)},
+        "truncated_share": sum(kept < total for kept in full.exchanges_kept) / len(full.exchanges_kept)}}
+    b1 = run.modes.get("B1")
+    if b1 is not None:
+        diff = _paired_diff(full.em, b1.em, n_boot, seed)
+        full_latency, b1_latency = latency_summary(full.latency_ms), latency_summary(b1.latency_ms)
+        out["full_vs_b1"] = {
+            "prompt_tokens": {"full": statistics.fmean(full.prompt_tokens), "B1": statistics.fmean(b1.prompt_tokens)},
+            "tokens_ratio": statistics.fmean(full.prompt_tokens) / statistics.fmean(b1.prompt_tokens),
+            "latency_ratio": {"mean": full_latency["mean"] / b1_latency["mean"],
+                              "p50": full_latency["p50"] / b1_latency["p50"]},
+            "em_full_minus_b1": diff.to_json(), "quality_matched": diff.ci95[0] <= 0.0 <= diff.ci95[1]}
+    return out
+
+
+_SECTIONS = {"C": _scenario_c, "D": _scenario_d, "E": _scenario_e}
+
+
 def report_dict(run: RunResult) -> dict[str, Any]:
     """The JSON report of ``run`` (schema in the module doc)."""
     c = run.config
+    section = _SECTIONS.get(c.scenario)
     return {"scenario": c.scenario, "model": c.model, "model_source": run.model_source, "embedder": run.embedder_name,
             "n": len(run.questions), "seed": c.seed, "k": c.k, "slot": c.slot, "n_boot": c.n_boot,
-            "modes": {mode: _mode_dict(result, c.n_boot, c.seed, c.k) for mode, result in run.modes.items()},
-            **({"consolidation": run.consolidation} if run.consolidation is not None else {})}
+            "modes": {mode: mode_summary(result, c.n_boot, c.seed, c.k) for mode, result in run.modes.items()},
+            **({"consolidation": run.consolidation} if run.consolidation is not None else {}),
+            **(section(run, c.n_boot, c.seed) if section is not None else {})}
 
 
 def _metric(summary: dict[str, Any]) -> str:
@@ -66,19 +144,67 @@ def _metric(summary: dict[str, Any]) -> str:
     return f"{summary['mean']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _row(name: str, m: dict[str, Any]) -> str:
+    retrieval = m.get("retrieval")
+    p1, mrr = (f"{retrieval['p@1']:.3f}", f"{retrieval['mrr']:.3f}") if retrieval else ("-", "-")
+    return (f"| {name} | {_metric(m['em'])} | {_metric(m['f1'])} | {p1} | {mrr} | "
+            f"{m['latency_ms']['mean']:.1f} / {m['latency_ms']['p95']:.1f} |")
+
+
+_TABLE_HEAD = ["| mode | EM [95% CI] | F1 [95% CI] | P@1 | MRR | latency ms (mean / p95) |",
+               "|---|---|---|---|---|---|"]
+
+
+def _markdown_c(report: dict[str, Any]) -> list[str]:
+    lines = ["", "Stale answers (a superseded value; lower is better): " +
+             ", ".join(f"{name} {_metric(v)}" for name, v in report["stale_rate"].items())]
+    appended = report.get("append_store")
+    if appended is not None:
+        lines += ["", "Append-only comparison (every change a separate memory):", "", *_TABLE_HEAD,
+                  _row("B1-append", appended), "",
+                  f"Top hit superseded in the append store: {appended['stale_top1']:.3f}; "
+                  f"EM B1 (versioned) - B1-append: {_metric(appended['b1_minus_append_em'])}"]
+    return lines
+
+
+def _markdown_d(report: dict[str, Any]) -> list[str]:
+    lines = ["", "B1 by store size (B0 reads no memory: measured once, above):", "",
+             "| memories | EM [95% CI] | F1 [95% CI] | P@1 | MRR | latency ms (mean / p95) | B1 - B0 EM |",
+             "|---|---|---|---|---|---|---|"]
+    for entry in report["by_store_size"].values():
+        diff = entry.get("b1_minus_b0_em")
+        lines.append(_row(str(entry["memories"]), entry["B1"]) + f" {_metric(diff) if diff else '-'} |")
+    return lines
+
+
+def _markdown_e(report: dict[str, Any]) -> list[str]:
+    full = report["full_context"]
+    lines = ["", f"Full context (the transcript in the prompt, {full['exchanges_total']} exchanges; context limit "
+                 f"{full['context_limit']} tokens; the newest exchanges that fit are kept — cut for "
+                 f"{full['truncated_share']:.1%} of the questions, {full['exchanges_kept']['mean']:.1f} kept on "
+                 f"average, at least {full['exchanges_kept']['min']}):", "", *_TABLE_HEAD, _row("full-context", full)]
+    versus = report.get("full_vs_b1")
+    if versus is not None:
+        matched = ("yes (the paired CI contains 0: no difference detected at this n)" if versus["quality_matched"]
+                   else "no (the paired CI excludes 0)")
+        lines += ["", f"Prompt tokens (mean): full {versus['prompt_tokens']['full']:.0f}, "
+                      f"B1 {versus['prompt_tokens']['B1']:.0f} — ratio {versus['tokens_ratio']:.2f}; latency ratio "
+                      f"full / B1: mean {versus['latency_ratio']['mean']:.2f}, "
+                      f"p50 {versus['latency_ratio']['p50']:.2f}; "
+                      f"EM full - B1: {_metric(versus['em_full_minus_b1'])}; quality matched: {matched}"]
+    return lines
+
+
+_MARKDOWN_SECTIONS = {"C": _markdown_c, "D": _markdown_d, "E": _markdown_e}
+
+
 def report_markdown(report: dict[str, Any]) -> str:
-    """A Markdown rendering of a :func:`report_dict` document (a header and one table row per mode)."""
+    """A Markdown rendering of a :func:`report_dict` document (a header, one table row per mode, scenario sections)."""
     lines = [f"# T4DM eval: scenario {report['scenario']}", "",
              f"model `{report['model']}` ({report['model_source']}), embedder `{report['embedder']}`, "
              f"n = {report['n']}, seed = {report['seed']}, k = {report['k']}, slot = {report['slot']}, "
-             f"bootstrap resamples = {report['n_boot']}", "",
-             "| mode | EM [95% CI] | F1 [95% CI] | P@1 | MRR | latency ms (mean / p95) |",
-             "|---|---|---|---|---|---|"]
-    for mode, m in report["modes"].items():
-        retrieval = m.get("retrieval")
-        p1, mrr = (f"{retrieval['p@1']:.3f}", f"{retrieval['mrr']:.3f}") if retrieval else ("-", "-")
-        lines.append(f"| {mode} | {_metric(m['em'])} | {_metric(m['f1'])} | {p1} | {mrr} | "
-                     f"{m['latency_ms']['mean']:.1f} / {m['latency_ms']['p95']:.1f} |")
+             f"bootstrap resamples = {report['n_boot']}", "", *_TABLE_HEAD]
+    lines += [_row(mode, m) for mode, m in report["modes"].items()]
     consolidation = report.get("consolidation")
     if consolidation is not None:
         lines += ["", f"B2/B3 after consolidating {consolidation['memories']} target memories into "
@@ -88,6 +214,9 @@ def report_markdown(report: dict[str, Any]) -> str:
                       f"{consolidation['objective']['initial']:.3f} -> {consolidation['objective']['final']:.3f}, "
                       f"max base-loss drift {consolidation['max_loss_drift']:+.3f}, "
                       f"max base-EM drop {consolidation['max_em_drop']:.3f}"]
+    section = _MARKDOWN_SECTIONS.get(report["scenario"])
+    if section is not None:
+        lines += section(report)
     return "\n".join(lines) + "\n"
 
 

@@ -24,36 +24,16 @@ the scenario vocabulary and one weekday + part of day). Requires the repository'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from t4dm_core.learning.llm.evaluation.errors import EvalConfigError
+from t4dm_core.learning.llm.evaluation.items import EvalQuestion, EvalSet
 
-__all__ = ["SLOTS", "EvalQuestion", "EvalSet", "Slot", "scenario_a"]
+__all__ = ["SLOTS", "EvalQuestion", "EvalSet", "Slot", "check_slot", "scenario_a", "slot_story_questions",
+           "slot_vocabulary"]
 
 Slot = Literal["where", "when"]
 SLOTS: tuple[str, ...] = ("where", "when")
-
-
-@dataclass(frozen=True)
-class EvalQuestion:
-    """A question, its gold answer, the id of the memory that holds it, the cue kind and the own-verb form."""
-
-    question: str
-    answer: str
-    evidence_id: str
-    cue: str
-    direct_question: str
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """Memories to store (id, text, metadata), the questions to ask about them, and every possible answer."""
-
-    scenario: str
-    memories: tuple[tuple[str, str, dict[str, object]], ...]
-    questions: tuple[EvalQuestion, ...]
-    vocabulary: tuple[str, ...] = ()
 
 
 def _only(found: list[str], what: str, text: str) -> str:
@@ -62,7 +42,8 @@ def _only(found: list[str], what: str, text: str) -> str:
     return found[0]
 
 
-def _vocabulary(slot: Slot) -> tuple[str, ...]:
+def slot_vocabulary(slot: Slot) -> tuple[str, ...]:
+    """Every answer ``slot`` can have (module doc): the scenario's places, or every weekday + part of day."""
     from seeds.scenarios import DAY_PARTS, PLACES, WEEKDAYS
 
     if slot == "where":
@@ -72,24 +53,27 @@ def _vocabulary(slot: Slot) -> tuple[str, ...]:
 
 def _answer(slot: Slot, text: str) -> str:
     if slot == "where":
-        return _only([p for p in _vocabulary(slot) if f" at {p}" in text], "places", text)
-    return _only([day for day in _vocabulary(slot) if day in text], "days", text)
+        return _only([p for p in slot_vocabulary(slot) if f" at {p}" in text], "places", text)
+    return _only([day for day in slot_vocabulary(slot) if day in text], "days", text)
 
 
-def scenario_a(n: int, *, seed: int = 0, slot: Slot = "where") -> EvalSet:
-    """``n`` scenario-A questions (one per story group) and the ``5 n`` memories to store; see the module doc.
-
-    Raises :class:`~.errors.EvalConfigError` for ``n < 1`` or an unknown slot.
-    """
-    from seeds.scenarios import VERBS, slot_stories
-
+def check_slot(n: int, slot: str) -> None:
+    """Raise :class:`~.errors.EvalConfigError` unless ``n`` is a positive integer and ``slot`` one of :data:`SLOTS`."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise EvalConfigError(f"n must be a positive integer, got {n!r}")
     if slot not in SLOTS:
         raise EvalConfigError(f"slot must be one of {list(SLOTS)}, got {slot!r}")
-    scenario = slot_stories(seed, n_groups=n)
-    memories = tuple((item.id, item.text, dict(item.metadata)) for item in scenario.items)
-    targets = sorted((item for item in scenario.items if item.metadata["role"] == "target"), key=lambda i: i.id)
+
+
+def slot_story_questions(items: Any, n_groups: int, slot: Slot) -> tuple[EvalQuestion, ...]:
+    """One question per target story of ``items`` (slot-story :class:`~seeds.scenarios.Item`) in groups ``< n_groups``.
+
+    Ordered by target id (= group order); the wording follows the module doc.
+    """
+    from seeds.scenarios import VERBS
+
+    targets = sorted((item for item in items if item.metadata["role"] == "target"
+                      and int(item.metadata["group"]) < n_groups), key=lambda i: i.id)
     verb_forms = {past: (base, synonym) for past, base, _syn_past, synonym in VERBS}
     questions: list[EvalQuestion] = []
     for item in targets:
@@ -98,4 +82,17 @@ def scenario_a(n: int, *, seed: int = 0, slot: Slot = "where") -> EvalSet:
         cue, verb = ("direct", base) if group % 2 == 0 else ("paraphrase", synonym)
         ask = f"{slot.capitalize()} did {item.metadata['who']} {{}} the {item.metadata['object']}?"
         questions.append(EvalQuestion(ask.format(verb), _answer(slot, item.text), item.id, cue, ask.format(base)))
-    return EvalSet("A", memories, tuple(questions), _vocabulary(slot))
+    return tuple(questions)
+
+
+def scenario_a(n: int, *, seed: int = 0, slot: Slot = "where") -> EvalSet:
+    """``n`` scenario-A questions (one per story group) and the ``5 n`` memories to store; see the module doc.
+
+    Raises :class:`~.errors.EvalConfigError` for ``n < 1`` or an unknown slot.
+    """
+    from seeds.scenarios import slot_stories
+
+    check_slot(n, slot)
+    scenario = slot_stories(seed, n_groups=n)
+    memories = tuple((item.id, item.text, dict(item.metadata)) for item in scenario.items)
+    return EvalSet("A", memories, slot_story_questions(scenario.items, n, slot), slot_vocabulary(slot), slot)
