@@ -12,8 +12,9 @@ Run from the repository root::
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run_sequential_edits.py --model smollm2 --n 100 --seed 0 \\
         --json OUT.json
 
-Prints a Markdown table and writes the JSON report (atomically) if ``--json`` is given.
-Targets of issue 6 (100 facts): reliability >= 0.90, generalization >= 0.80, locality >= 0.95.
+Prints a Markdown table and writes the JSON report (atomically) if ``--json`` is given; the same
+run, without the machine facts, is ``t4dm eval --scenario B``. Targets of issue 6 (100 facts):
+reliability >= 0.90, generalization >= 0.80, locality >= 0.95.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -32,35 +32,7 @@ from measure import machine_info
 
 from t4dm_core.learning.llm.evaluation.editing import SYSTEMS, EditingConfig, run_editing
 from t4dm_core.learning.llm.evaluation.embedders import EMBEDDERS
-from t4dm_core.learning.llm.evaluation.report import write_report
-
-TARGETS = {"reliability": 0.90, "generalization": 0.80, "locality": 0.95}
-
-
-def _metric(summary: dict[str, Any]) -> str:
-    lo, hi = summary["ci95"]
-    return f"{summary['mean']:.3f} [{lo:.3f}, {hi:.3f}]"
-
-
-def render(report: dict[str, Any]) -> str:
-    """The Markdown table of a :func:`run_editing` report."""
-    lines = [f"# Scenario B: {report['n']} sequential facts ({report['edits']} edits, {report['patched']} patches)",
-             "", f"model `{report['model']}`, embedder `{report['embedder']}`, seed {report['seed']}, k {report['k']}, "
-                 f"naive LoRA: {report['steps_per_edit']} steps/edit, lr {report['lr']}, rank {report['lora_rank']}",
-             "", "| system | reliability | generalization | locality (other / general) | patched: right / stale "
-                 "| latency ms (p50 / p95) | write or train s |", "|---|---|---|---|---|---|---|"]
-    for name, s in report["systems"].items():
-        patched = s["patched"]
-        right = "-" if patched["reliability"] is None else f"{patched['reliability']:.2f} / {patched['stale']:.2f}"
-        seconds = s.get("write_seconds", s.get("train_seconds"))
-        lines.append(f"| {name} | {_metric(s['reliability'])} | {_metric(s['generalization'])} | "
-                     f"{_metric(s['locality'])} ({s['locality_other_subjects']['mean']:.2f} / "
-                     f"{s['locality_general']['mean']:.2f}) | {right} | {s['latency_ms']['p50']:.0f} / "
-                     f"{s['latency_ms']['p95']:.0f} | {seconds:.1f} |")
-    lines += ["", "| mode (reliability questions) | EM | F1 |", "|---|---|---|"]
-    lines += [f"| {mode} | {_metric(m['em'])} | {_metric(m['f1'])} |" for mode, m in report["modes"].items()]
-    lines += ["", "targets: " + ", ".join(f"{k} >= {v}" for k, v in TARGETS.items())]
-    return "\n".join(lines) + "\n"
+from t4dm_core.learning.llm.evaluation.report import report_markdown, write_report
 
 
 def main() -> None:
@@ -90,7 +62,7 @@ def main() -> None:
     report["command"] = " ".join(sys.argv)
     if args.json is not None:
         write_report(report, args.json)
-    print(render(report))
+    print(report_markdown(report), end="")
 
 
 if __name__ == "__main__":

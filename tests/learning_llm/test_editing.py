@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,45 @@ def test_locality_is_one_when_the_edits_change_nothing(tiny: BaseModel) -> None:
     system = report["systems"]["naive_lora"]
     assert system["locality"]["mean"] == 1.0 and system["locality_general"]["mean"] == 1.0
     assert "B1" not in report["modes"]
+
+
+# ----------------------------------------------------------------------------- t4dm eval --scenario B
+@pytest.mark.usefixtures("one_thread")
+def test_cli_scenario_b_writes_json_and_markdown(tmp_path: Path, tiny: BaseModel,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from t4dm_core import cli
+
+    out, md = tmp_path / "b.json", tmp_path / "b.md"
+    code = cli.main(["eval", "--scenario", "b", "--model", "tiny", "--n", "2", "--embedder", "hashing",
+                     "--n-boot", "10", "--max-new-tokens", "2", "--systems", "t4dm_memory", "--patch-fraction", "0.5",
+                     "--json", str(out), "--markdown", str(md)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["scenario"] == "B" and report["n"] == 2 and report["patched"] == 1
+    assert set(report["systems"]) == {"t4dm_memory"} and set(report["modes"]) == {"B0", "B1"}
+    markdown = md.read_text()
+    assert "| t4dm_memory |" in markdown and "reliability >= 0.9" in markdown
+    assert capsys.readouterr().out == markdown
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["--modes", "B0,B2"], "ModeUnavailableError"),
+    (["--store-sizes", "10,20"], "EvalConfigError"),
+    (["--systems", "t4dm_memory,rome"], "EvalConfigError"),
+    (["--patch-fraction", "1.5"], "EvalConfigError"),
+])
+def test_cli_scenario_b_bad_flags_are_typed_errors(tmp_path: Path, argv: list[str], error: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from t4dm_core import cli
+
+    out = tmp_path / "b.json"
+    assert cli.main(["eval", "--scenario", "B", "--model", "tiny", "--n", "2", *argv, "--json", str(out)]) == 2
+    assert error in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_scenario_b_flags_are_refused_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from t4dm_core import cli
+
+    out = tmp_path / "a.json"
+    assert cli.main(["eval", "--scenario", "A", "--systems", "naive_lora", "--json", str(out)]) == 2
+    assert "scenario B only" in capsys.readouterr().err and not out.exists()

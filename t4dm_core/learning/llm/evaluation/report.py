@@ -17,6 +17,8 @@ Only modes that ran appear; ``"consolidation"`` only when B2 or B3 ran. Scenario
 (``{"mean", "ci95"}`` objects are bootstrap summaries; a ``*_minus_*`` summary is the mean of
 per-question differences on the same questions, so its CI is paired):
 
+* B — a different document, :func:`~.editing.run_editing`'s (schema in :mod:`.editing`);
+  :func:`report_markdown` renders it too;
 * C — ``"stale_rate"``: per mode and ``"B1-append"``, the share of answers that give a
   superseded value (lower is better); ``"append_store"`` (when B1 ran): ``"B1-append"``'s mode
   object plus ``"stale_top1"`` (share of questions whose top hit is a superseded change) and
@@ -47,7 +49,7 @@ from typing import Any
 from t4dm_core.learning.llm.evaluation.metrics import MetricSummary, exact_match, summarize
 from t4dm_core.learning.llm.evaluation.runner import APPEND_VARIANT, FULL_CONTEXT_VARIANT, ModeResult, RunResult
 
-__all__ = ["latency_summary", "mode_summary", "report_dict", "report_markdown", "write_report"]
+__all__ = ["EDIT_TARGETS", "latency_summary", "mode_summary", "report_dict", "report_markdown", "write_report"]
 
 
 def latency_summary(values: Sequence[float]) -> dict[str, float]:
@@ -198,8 +200,37 @@ def _markdown_e(report: dict[str, Any]) -> list[str]:
 _MARKDOWN_SECTIONS = {"C": _markdown_c, "D": _markdown_d, "E": _markdown_e}
 
 
+EDIT_TARGETS = {"reliability": 0.90, "generalization": 0.80, "locality": 0.95}
+"""Issue 6's targets for 100 sequential facts (scenario B), shown under the scenario-B table."""
+
+
+def _markdown_b(report: dict[str, Any]) -> str:
+    """Scenario B (:func:`~.editing.run_editing`'s report): one row per system, then B0/B1 on the edit questions."""
+    lines = [f"# T4DM eval: scenario B, {report['n']} sequential facts ({report['edits']} edits, "
+             f"{report['patched']} patches)", "",
+             f"model `{report['model']}` ({report['model_source']}), embedder `{report['embedder']}`, "
+             f"seed = {report['seed']}, k = {report['k']}, naive LoRA: {report['steps_per_edit']} steps/edit, "
+             f"lr {report['lr']}, rank {report['lora_rank']}", "",
+             "| system | reliability | generalization | locality (other subjects / general) | patched: right / stale "
+             "| latency ms (p50 / p95) | write or train s |", "|---|---|---|---|---|---|---|"]
+    for name, s in report["systems"].items():
+        patched = s["patched"]
+        right = "-" if patched["reliability"] is None else f"{patched['reliability']:.2f} / {patched['stale']:.2f}"
+        seconds = s.get("write_seconds", s.get("train_seconds"))
+        lines.append(f"| {name} | {_metric(s['reliability'])} | {_metric(s['generalization'])} | "
+                     f"{_metric(s['locality'])} ({s['locality_other_subjects']['mean']:.2f} / "
+                     f"{s['locality_general']['mean']:.2f}) | {right} | {s['latency_ms']['p50']:.0f} / "
+                     f"{s['latency_ms']['p95']:.0f} | {seconds:.1f} |")
+    lines += ["", "Edit questions, plain read path:", "", *_TABLE_HEAD]
+    lines += [_row(mode, m) for mode, m in report["modes"].items()]
+    lines += ["", "Targets: " + ", ".join(f"{k} >= {v}" for k, v in EDIT_TARGETS.items())]
+    return "\n".join(lines) + "\n"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
-    """A Markdown rendering of a :func:`report_dict` document (a header, one table row per mode, scenario sections)."""
+    """A Markdown rendering of a :func:`report_dict` (or scenario B) document: header, mode rows, scenario sections."""
+    if report["scenario"] == "B":
+        return _markdown_b(report)
     lines = [f"# T4DM eval: scenario {report['scenario']}", "",
              f"model `{report['model']}` ({report['model_source']}), embedder `{report['embedder']}`, "
              f"n = {report['n']}, seed = {report['seed']}, k = {report['k']}, slot = {report['slot']}, "
