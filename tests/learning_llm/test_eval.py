@@ -242,6 +242,10 @@ def test_cli_end_to_end_on_tiny_with_consolidation(tmp_path: Path, tiny: BaseMod
     assert consolidation["memories"] == 12 and consolidation["adapter"] == "lora"
     assert consolidation["quantization"] == "none" and consolidation["steps"] >= 1
     assert consolidation["objective"]["final"] <= consolidation["objective"]["initial"]
+    params = consolidation["adapter_parameters"]
+    assert params["base"] == tiny.parameter_count and 0 < params["trainable"] < params["base"]
+    assert params["share"] == pytest.approx(params["trainable"] / params["base"])
+    assert consolidation["spike_rate"] is None  # LoRA only: no spiking adapter
     table = md.read_text()
     assert all(f"| {mode} |" in table for mode in ("B0", "B1", "B2", "B3"))
     assert "after consolidating 12 target memories into lora" in table

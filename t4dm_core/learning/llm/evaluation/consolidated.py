@@ -187,12 +187,20 @@ def _guard_summary(result: EvalConsolidation) -> dict[str, Any]:
 def consolidation_summary(result: ConsolidationResult) -> dict[str, Any]:
     """JSON-ready facts about the consolidation behind B2/B3.
 
-    Losses and perplexities: lower is better; EM: higher is better. An :class:`EvalConsolidation`
-    adds the guard task's size, base-task EM and held-out perplexity before / after, and the budget.
+    Losses and perplexities: lower is better; EM: higher is better. ``adapter_parameters`` is the
+    adapters' trainable parameter count over the base model's (the "< 5 % of base" figure);
+    ``spike_rate`` the spiking adapter's firing rate after training (``None`` without one).
+    An :class:`EvalConsolidation` adds the guard task's size, base-task EM and held-out
+    perplexity before / after, and the budget.
     """
+    from t4dm_core.learning.llm.diagnostics import parameter_share
+
+    share = parameter_share(result.attachment.parameters(), result.attachment.base.parameter_count)
     summary = {"adapter": result.adapter, "quantization": result.quantization, "memories": len(result.memories),
                "steps": result.steps, "stop_reason": result.stop_reason, "rolled_back": result.rolled_back,
-               "objective": {"initial": result.initial_loss, "final": result.final_loss}, **result.drift}
+               "objective": {"initial": result.initial_loss, "final": result.final_loss},
+               "adapter_parameters": {"trainable": share.adapter, "base": share.base, "share": share.share},
+               "spike_rate": result.spike_rate, **result.drift}
     if isinstance(result, EvalConsolidation):
         summary.update(_guard_summary(result))
     return summary

@@ -11,7 +11,8 @@ JSON schema (all scores higher = better; latencies in milliseconds)::
                "B2": {... as B1 ...}, "B3": {... as B0 ...}},
      "consolidation": {"adapter": "lora", "quantization": "none", "memories": N, "steps": ...,
                        "stop_reason": ..., "rolled_back": ..., "objective": {"initial": ..., "final": ...},
-                       "max_loss_drift": ..., "max_em_drop": ...}}
+                       "adapter_parameters": {"trainable": ..., "base": ..., "share": ...},
+                       "spike_rate": ... or null, "max_loss_drift": ..., "max_em_drop": ...}}
 
 Only modes that ran appear; ``"consolidation"`` only when B2 or B3 ran. Scenario sections
 (``{"mean", "ci95"}`` objects are bootstrap summaries; a ``*_minus_*`` summary is the mean of
@@ -244,7 +245,8 @@ def report_markdown(report: dict[str, Any]) -> str:
                       f"rolled back {consolidation['rolled_back']}, objective "
                       f"{consolidation['objective']['initial']:.3f} -> {consolidation['objective']['final']:.3f}, "
                       f"max base-loss drift {consolidation['max_loss_drift']:+.3f}, "
-                      f"max base-EM drop {consolidation['max_em_drop']:.3f}"]
+                      f"max base-EM drop {consolidation['max_em_drop']:.3f}, adapter parameters "
+                      f"{consolidation['adapter_parameters']['share']:.2%} of base"]
     section = _MARKDOWN_SECTIONS.get(report["scenario"])
     if section is not None:
         lines += section(report)
