@@ -25,6 +25,8 @@ def test_package_and_packer_do_not_import_torch() -> None:
 def test_lazy_names_resolve_and_unknown_names_fail() -> None:
     import t4dm_core.learning.llm as llm
 
+    assert len(set(llm.__all__)) == len(llm.__all__)
+    assert set(llm.__all__) == set(llm._MODULE_OF)  # every lazy name is public, and nothing else
     for name in llm.__all__:
         assert getattr(llm, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

@@ -11,9 +11,10 @@ them is first used; ``import t4dm_core`` and ``import t4dm_core.learning.llm`` i
 * :mod:`.spiking` / :mod:`.three_factor` — the spiking bottleneck adapter and its three-factor rule;
 * :mod:`.diagnostics` — adapter parameter share and per-component gradient norms;
 * :mod:`.replay` — the replay queue and CA2-style scheduler (store memories → LM and cue → answer rows);
+  :mod:`.gradient_overlap` — its model-based gradient-overlap proxy;
 * :mod:`.consolidation` / :mod:`.adapter_store` — the consolidation worker; adapters saved with
   provenance, loaded by name;
-* :mod:`.evaluation` / :mod:`.eval_cli` — the B0–B3 evaluation harness and ``t4dm eval`` (B0/B1 so far);
+* :mod:`.evaluation` / :mod:`.eval_cli` — the B0–B3 evaluation harness (scenarios A–E) and ``t4dm eval``;
 * :mod:`.hygiene` — validation tracking, early stopping, plateau detection, the base-task drift guard;
 * :mod:`.training` / :mod:`.hooks` / :mod:`.errors` — shared helpers and typed errors.
 """
@@ -24,6 +25,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "DEFAULT_RATE_BAND",
     "AdapterError",
     "AdapterExistsError",
     "AdapterKind",
@@ -44,12 +46,14 @@ __all__ = [
     "EvalQuestion",
     "EvalSet",
     "Exploration",
+    "GradientOverlap",
     "HygieneError",
     "HygienePolicy",
     "HygieneResult",
     "LoraModel",
     "LoraSpec",
     "LoraTrainResult",
+    "MemoryOverlap",
     "MemoryPacker",
     "MemoryStates",
     "MemoryTemplate",
@@ -69,6 +73,7 @@ __all__ = [
     "ReplayScheduler",
     "ReplayWeights",
     "Snapshot",
+    "SpikeRateBand",
     "SpikingAdapter",
     "SpikingBottleneck",
     "StepReport",
@@ -81,6 +86,7 @@ __all__ = [
     "backprop_step",
     "base_fingerprint",
     "batch_loss",
+    "block_parameter_count",
     "bootstrap_ci",
     "build_lora",
     "consolidate",
@@ -95,6 +101,7 @@ __all__ = [
     "parameter_share",
     "probe_nf4",
     "question_prompt",
+    "rank_for_budget",
     "read_manifest",
     "redact",
     "render_memory_block",
@@ -107,6 +114,7 @@ __all__ = [
     "summarize",
     "tiny_lm_path",
     "token_f1",
+    "token_losses",
     "train_lora",
     "train_with_hygiene",
     "vector_centroid_overlap",
@@ -121,11 +129,12 @@ _HOMES = {
     "episodic": ("EpisodicAdapter", "EpisodicCrossAttention", "MemoryStates"),
     "quantization": ("QuantProbe", "probe_nf4"),
     "lora": ("LoraModel", "LoraSpec", "LoraTrainResult", "build_lora", "train_lora"),
-    "spiking": ("Exploration", "SpikingAdapter", "SpikingBottleneck"),
+    "spiking": ("DEFAULT_RATE_BAND", "Exploration", "SpikeRateBand", "SpikingAdapter", "SpikingBottleneck",
+                "block_parameter_count"),
     "three_factor": ("ThreeFactorRule", "eligibility"),
-    "diagnostics": ("ParameterShare", "grad_norms", "parameter_share"),
+    "diagnostics": ("ParameterShare", "grad_norms", "parameter_share", "rank_for_budget"),
     "consolidation": ("ConsolidationError", "ConsolidationResult", "TrainedMemory", "consolidate", "item_modulator",
-                      "row_losses"),
+                      "row_losses", "token_losses"),
     "adapter_store": ("AdapterExistsError", "AdapterKind", "AdapterNotFoundError", "Attachment", "BaseMismatchError",
                       "CorruptAdapterError", "attach_adapters", "base_fingerprint", "list_adapters", "load_adapter",
                       "read_manifest", "save_adapter"),
@@ -134,8 +143,9 @@ _HOMES = {
     "evaluation.runner": ("EvalConfig", "run_eval"),
     "hygiene": ("BaseScore", "BaseTask", "DriftGuard", "HygieneError", "HygienePolicy", "HygieneResult", "Snapshot",
                 "StepReport", "StopReason", "TrainingMonitor", "backprop_step", "batch_loss", "train_with_hygiene"),
-    "replay": ("OverlapProxy", "ReplayItem", "ReplayRows", "ReplayScheduler", "ReplayWeights", "replay_rows",
-               "split_cue_answer", "vector_centroid_overlap"),
+    "gradient_overlap": ("GradientOverlap",),
+    "replay": ("MemoryOverlap", "OverlapProxy", "ReplayItem", "ReplayRows", "ReplayScheduler", "ReplayWeights",
+               "replay_rows", "split_cue_answer", "vector_centroid_overlap"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 

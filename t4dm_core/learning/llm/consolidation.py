@@ -59,6 +59,7 @@ from torch import Tensor
 
 from t4dm_core import InvalidInputError, Memory, Store
 from t4dm_core.learning.llm.adapter_store import AdapterKind, Attachment, attach_adapters
+from t4dm_core.learning.llm.gradient_overlap import GradientOverlap
 from t4dm_core.learning.llm.hygiene import (
     BaseTask,
     DriftGuard,
@@ -70,7 +71,13 @@ from t4dm_core.learning.llm.hygiene import (
     train_with_hygiene,
 )
 from t4dm_core.learning.llm.lora import LoraSpec, QuantRequest
-from t4dm_core.learning.llm.replay import ReplayItem, ReplayScheduler, ReplayWeights, replay_rows
+from t4dm_core.learning.llm.replay import (
+    ReplayItem,
+    ReplayScheduler,
+    ReplayWeights,
+    replay_rows,
+    vector_centroid_overlap,
+)
 from t4dm_core.learning.llm.spiking import DEFAULT_RATE_BAND, Exploration, SpikeRateBand, SpikingBottleneck
 from t4dm_core.learning.llm.three_factor import ThreeFactorRule
 from t4dm_core.learning.llm.training import IGNORE_INDEX, Batch
@@ -301,14 +308,19 @@ def consolidate(store: Store, base_model: str, *, base_task: BaseTask, policy: H
                 rule: ThreeFactorRule | None = None, exploration_sigma: float = 0.1, max_len: int = 64,
                 seed: int = 0, cache_dir: str | os.PathLike[str] | None = None,
                 spike_rate_band: SpikeRateBand | None = DEFAULT_RATE_BAND,
-                modulator_shuffle_seed: int | None = None) -> ConsolidationResult:
+                modulator_shuffle_seed: int | None = None,
+                overlap: Literal["vector", "gradient"] = "vector") -> ConsolidationResult:
     """Replay up to ``k`` memories of ``namespace`` into fresh adapters on ``base_model`` (a model spec).
 
     ``base_task`` is the drift guard's base knowledge; ``policy`` the hygiene rules. The store is
     read only. Returns the trained :class:`~.adapter_store.Attachment` with steps, stop reason,
     drift, rollback and the ids / ``recorded_at`` of the memories trained on.
 
-    ``spike_rate_band`` and ``modulator_shuffle_seed``: see the module doc.
+    ``spike_rate_band`` and ``modulator_shuffle_seed``: see the module doc. ``overlap`` picks
+    the scheduler's overlap proxy: ``"vector"`` (:func:`~.replay.vector_centroid_overlap`, no
+    model) or ``"gradient"`` (:class:`~.gradient_overlap.GradientOverlap` over the freshly
+    attached adapters' parameters: the adapters are attached first, and every candidate and
+    reference memory costs one forward and backward pass).
 
     Raises :class:`ConsolidationError` when nothing is replayable, for ``learning="three_factor"``
     without a spiking adapter, an unknown ``learning`` / ``modulator``, a ``spike_rate_band``
@@ -323,14 +335,34 @@ def consolidate(store: Store, base_model: str, *, base_task: BaseTask, policy: H
         raise ConsolidationError("learning='three_factor' needs a spiking adapter (adapter='spiking' or 'both')")
     if spike_rate_band is not None and not isinstance(spike_rate_band, SpikeRateBand):
         raise ConsolidationError(f"spike_rate_band must be a SpikeRateBand or None, got {spike_rate_band!r}")
-    items = ReplayScheduler(store, weights=weights, seed=seed).schedule(k, namespace=namespace, filter=filter)
-    if not items:
-        raise ConsolidationError(f"namespace {namespace!r} holds no episodic memory with text to replay")
-    memories = _memories(store, items, namespace)
+    if overlap not in ("vector", "gradient"):
+        raise ConsolidationError(f"overlap must be 'vector' or 'gradient', got {overlap!r}")
+
+    def attach() -> Attachment:
+        return attach_adapters(base_model, adapter, lora_spec=lora_spec, quantization=quantization,
+                               spiking_rank=spiking_rank, spiking_layers=spiking_layers, seed=seed,
+                               cache_dir=cache_dir)
+
+    def schedule(attachment: Attachment | None) -> tuple[list[ReplayItem], list[Memory]]:
+        proxy = (GradientOverlap(attachment.model, attachment.tokenizer, attachment.parameters(), max_len=max_len)
+                 if attachment is not None else vector_centroid_overlap)
+        items = ReplayScheduler(store, weights=weights, overlap=proxy, seed=seed).schedule(
+            k, namespace=namespace, filter=filter)
+        if not items:
+            raise ConsolidationError(f"namespace {namespace!r} holds no episodic memory with text to replay")
+        return items, _memories(store, items, namespace)
+
+    if overlap == "vector":
+        items, memories = schedule(None)
+        attachment = attach()
+    else:
+        attachment = attach()
+        try:
+            items, memories = schedule(attachment)
+        except BaseException:
+            attachment.remove()
+            raise
     signals = _signals(memories, modulator, modulator_shuffle_seed)
-    attachment = attach_adapters(base_model, adapter, lora_spec=lora_spec, quantization=quantization,
-                                 spiking_rank=spiking_rank, spiking_layers=spiking_layers, seed=seed,
-                                 cache_dir=cache_dir)
     try:
         rows = _rows(items, [m for m, _ in signals], attachment.tokenizer, max_len)
         band = spike_rate_band if learning == "backprop" else None

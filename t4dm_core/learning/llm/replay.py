@@ -22,7 +22,10 @@ Priority (higher = replayed sooner), with the weights of :class:`ReplayWeights`:
   the centroid ``c`` of the reference vectors, i.e. how close the item lies to what is already
   consolidated (MIR-style: items whose update would most overlap consolidated knowledge are
   rehearsed first). With no reference it is 0 for every item. Any callable with the
-  :data:`OverlapProxy` signature can replace it; ``w_overlap = 0`` switches it off.
+  :data:`OverlapProxy` signature can replace it, and so can a :class:`MemoryOverlap`, which
+  reads the memories themselves — :class:`~.gradient_overlap.GradientOverlap` is the
+  model-based one (cosine of each memory's loss gradient with the consolidated memories' mean
+  gradient); ``w_overlap = 0`` switches the term off.
 * **redundancy** — greedy MMR selection: the largest positive cosine between the item's
   vector and the vectors already selected, recomputed after every pick, so near-duplicates
   are spread out instead of replayed back to back.
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from t4dm_core.learning.llm.training import Batch
 
 __all__ = [
+    "MemoryOverlap",
     "OverlapProxy",
     "ReplayItem",
     "ReplayRows",
@@ -72,6 +76,17 @@ _TRAILING_PUNCTUATION = ".,;:!?"
 
 OverlapProxy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``proxy(candidate_vectors (n, d), reference_vectors (m, d)) -> (n,)`` scores in [0, 1]; higher = more overlap."""
+
+
+class MemoryOverlap:
+    """An overlap proxy that reads the memories (text, metadata), not only their vectors.
+
+    Subclasses implement ``__call__(candidates, reference) -> (len(candidates),)`` scores in
+    [0, 1] (higher = more overlap; zeros when ``reference`` is empty).
+    """
+
+    def __call__(self, candidates: Sequence[Memory], reference: Sequence[Memory]) -> np.ndarray:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -211,7 +226,8 @@ class ReplayScheduler:
     Args:
         store: an open store (read through ``find``; nothing is written).
         weights: the priority weights.
-        overlap: the gradient-overlap proxy (default :func:`vector_centroid_overlap`).
+        overlap: the gradient-overlap proxy (default :func:`vector_centroid_overlap`), or a
+            :class:`MemoryOverlap` called with the candidate and reference memories.
         consolidated_kappa: memories with ``kappa >= consolidated_kappa`` are the reference set,
             the others the candidates; in (0, 1].
         seed: tie-breaking seed.
@@ -220,7 +236,7 @@ class ReplayScheduler:
     """
 
     def __init__(self, store: Store, *, weights: ReplayWeights | None = None,
-                 overlap: OverlapProxy = vector_centroid_overlap, consolidated_kappa: float = 0.5,
+                 overlap: OverlapProxy | MemoryOverlap = vector_centroid_overlap, consolidated_kappa: float = 0.5,
                  seed: int = 0) -> None:
         if not isinstance(store, Store):
             raise InvalidInputError(f"expected a t4dm_core.Store, got {type(store).__name__}")
@@ -261,7 +277,9 @@ class ReplayScheduler:
         recorded = np.array([m.recorded_at or 0.0 for m in candidates])
         age = np.maximum(0.0, (recorded.max() if now is None else float(now)) - recorded)
         recency = np.exp2(-age / self.weights.half_life_seconds)
-        overlap = np.asarray(self.overlap(cand_vectors, ref_vectors), dtype=np.float64)
+        scores = (self.overlap(candidates, reference) if isinstance(self.overlap, MemoryOverlap)
+                  else self.overlap(cand_vectors, ref_vectors))
+        overlap = np.asarray(scores, dtype=np.float64)
         if overlap.shape != (len(candidates),) or not np.all(np.isfinite(overlap)):
             raise InvalidInputError(f"overlap proxy returned shape {overlap.shape} or non-finite values; "
                                     f"expected {len(candidates)} finite scores")
