@@ -128,3 +128,17 @@ def test_rank_for_budget_matches_the_real_parameter_count(tiny: BaseModel) -> No
     assert rank_for_budget(1, lambda r: 100 * r) == 1
     with pytest.raises(AdapterError, match="budget"):
         rank_for_budget(0, lambda r: r)
+
+
+@pytest.mark.parametrize("shape", [(3, 11, 8), (1, 1, 8), (40, 8)])
+def test_inference_recurrence_gives_the_snntorch_spikes_bit_for_bit(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(1)
+    block = SpikingBottleneck(16, 8, init_bias=0.3)
+    current = torch.randn(*shape) * 2
+    noise = torch.randn(block.num_steps, *shape) * 0.5
+    for extra in (None, noise):
+        reference = block._run_autograd(current, extra)  # the snntorch module
+        with torch.no_grad():
+            assert torch.equal(block._run_inference(current, extra), reference.detach())
+            assert torch.equal(block._run(current, extra), reference.detach())  # no grad: the written-out path
+    assert 0.0 < float(reference.mean()) < 1.0  # some neurons spike, some do not: the comparison is not vacuous

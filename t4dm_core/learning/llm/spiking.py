@@ -27,7 +27,10 @@ the band. It is added to the training loss only; it never changes the forward ou
 
 :meth:`SpikingBottleneck.explore` runs the same dynamics with exploratory noise and
 records the pre/post factors that the three-factor rule (:mod:`.three_factor`) needs.
-Not thread-safe (forward passes update counters).
+Without autograd (inference, :meth:`SpikingBottleneck.explore`) the ``Leaky`` recurrence runs
+written out in a few tensor operations per step; it gives the same spikes as the snntorch
+module bit for bit (tested), which runs whenever gradients are on. Not thread-safe (forward
+passes update counters).
 """
 
 from __future__ import annotations
@@ -98,17 +101,39 @@ class SpikingBottleneck(nn.Module):
 
     def _run(self, current: Tensor, noise: Tensor | None = None) -> Tensor:
         """Spike trains (T, ..., r) for a constant input ``current``, plus optional per-step ``noise``."""
+        spikes = self._run_autograd(current, noise) if torch.is_grad_enabled() else self._run_inference(current, noise)
+        self.last_rate = spikes.mean()
+        self.spikes_seen += float(spikes.detach().sum())
+        self.neuron_steps_seen += spikes.numel()
+        return spikes
+
+    def _run_autograd(self, current: Tensor, noise: Tensor | None) -> Tensor:
         mem = torch.zeros_like(current)
         trains = []
         for t in range(self.num_steps):
             drive = current if noise is None else current + noise[t]
             spk, mem = self.lif(drive, mem)
             trains.append(spk)
-        spikes = torch.stack(trains)
-        self.last_rate = spikes.mean()
-        self.spikes_seen += float(spikes.detach().sum())
-        self.neuron_steps_seen += spikes.numel()
-        return spikes
+        return torch.stack(trains)
+
+    def _run_inference(self, current: Tensor, noise: Tensor | None) -> Tensor:
+        """The ``Leaky`` recurrence written out (no autograd): the same spikes, a fraction of the calls.
+
+        Per step, as snntorch computes it with reset-by-subtraction and delayed reset:
+        ``mem = beta·mem + drive − spk_prev·threshold`` (``spk_prev`` is the reset signal of the
+        old ``mem``), then ``spk = [mem − threshold > 0]``.
+        """
+        beta = self.lif.beta.clamp(0, 1)
+        threshold = self.lif.threshold
+        mem = torch.zeros_like(current)
+        spk = torch.zeros_like(current)
+        trains = torch.empty((self.num_steps, *current.shape), dtype=current.dtype, device=current.device)
+        for t in range(self.num_steps):
+            drive = current if noise is None else current + noise[t]
+            mem = beta * mem + drive - spk * threshold
+            spk = (mem - threshold > 0).to(current.dtype)
+            trains[t] = spk
+        return trains
 
     def rates(self, hidden: Tensor) -> Tensor:
         """Spike rate of each bottleneck neuron, shape (..., r)."""
