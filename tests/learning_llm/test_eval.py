@@ -278,3 +278,14 @@ def test_cli_unwritable_report_path_fails_cleanly(tmp_path: Path, tiny: BaseMode
     assert code == 1
     assert "cannot write the report" in capsys.readouterr().err
     assert blocker.read_text() == "not a directory"
+
+
+def test_progress_bars_go_to_stderr_and_change_no_result(tiny: BaseModel, capsys: pytest.CaptureFixture[str]) -> None:
+    quiet = run_eval(EvalConfig(modes=("B0", "B1"), n=3, embedder="hashing", n_boot=10, max_new_tokens=4), base=tiny)
+    assert capsys.readouterr().err == ""
+    shown = run_eval(EvalConfig(modes=("B0", "B1"), n=3, embedder="hashing", n_boot=10, max_new_tokens=4,
+                                progress=True), base=tiny)
+    err = capsys.readouterr().err
+    assert "A no memory" in err and "A memory on" in err and "3/3" in err
+    for mode in ("B0", "B1"):
+        assert shown.modes[mode].predictions == quiet.modes[mode].predictions

@@ -55,7 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scenario B: share of facts patched later with a new value (default 0.2)")
     parser.add_argument("--memory-tokens", type=int, default=256, help="token budget of the memory prefix (B1)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="decoding limit per answer (default 32)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars on stderr (default: on when stderr is a terminal)")
     parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples for the CIs")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
 
 
 def _editing_report(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,7 +78,8 @@ def _editing_report(args: argparse.Namespace) -> dict[str, Any]:
     systems = SYSTEMS if args.systems is None else tuple(s.strip() for s in args.systems.split(",") if s.strip())
     config = EditingConfig(model=args.model, n=args.n, seed=args.seed, k=args.k, embedder=args.embedder,
                            memory_tokens=args.memory_tokens, max_new_tokens=args.max_new_tokens, n_boot=args.n_boot,
-                           systems=systems, patch_fraction=0.2 if args.patch_fraction is None else args.patch_fraction)
+                           systems=systems, patch_fraction=0.2 if args.patch_fraction is None else args.patch_fraction,
+                           progress=_progress(args))
     return run_editing(config)
 
 
@@ -88,7 +95,7 @@ def _scenario_report(args: argparse.Namespace) -> dict[str, Any]:
     config = EvalConfig(modes=parse_modes(args.modes), scenario=args.scenario.upper(), model=args.model, n=args.n,
                         seed=args.seed, k=args.k, embedder=args.embedder, slot=args.slot,
                         memory_tokens=args.memory_tokens, max_new_tokens=args.max_new_tokens, n_boot=args.n_boot,
-                        store_sizes=sizes)
+                        store_sizes=sizes, progress=_progress(args))
     return report_dict(run_eval(config))
 
 

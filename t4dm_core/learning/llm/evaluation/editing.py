@@ -103,6 +103,7 @@ class EditingConfig:
     steps_per_edit: int = 5
     lr: float = 1e-3
     lora_rank: int = 8
+    progress: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n", "k", "memory_tokens", "max_new_tokens", "n_boot", "steps_per_edit", "lora_rank"):
@@ -129,7 +130,7 @@ class EditingConfig:
         """The harness settings of the read path (decoding, retrieval, packing) for this run."""
         return EvalConfig(modes=("B0", "B1"), model=self.model, n=self.n, seed=self.seed, k=self.k,
                           embedder=self.embedder, slot=_SLOT, memory_tokens=self.memory_tokens,
-                          max_new_tokens=self.max_new_tokens, n_boot=self.n_boot)
+                          max_new_tokens=self.max_new_tokens, n_boot=self.n_boot, progress=self.progress)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +103,11 @@ def parse_modes(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One evaluation request (the ``t4dm eval`` flags); ``store_sizes`` is for scenario D only (``None`` = default)."""
+    """One evaluation request (the ``t4dm eval`` flags); ``store_sizes`` is for scenario D only (``None`` = default).
+
+    ``progress`` draws a tqdm bar on stderr per answered question set (``t4dm eval`` turns it on
+    when stderr is a terminal, or with ``--progress``); it changes no result.
+    """
 
     modes: tuple[str, ...] = ("B0", "B1")
     scenario: str = "A"
@@ -117,6 +121,7 @@ class EvalConfig:
     max_new_tokens: int = 32
     n_boot: int = DEFAULT_N_BOOT
     store_sizes: tuple[int, ...] | None = None
+    progress: bool = False
 
     def check(self) -> None:
         """Validate everything that needs no model; raises EvalConfigError or ModeUnavailableError."""
@@ -227,10 +232,18 @@ def _answer(result: ModeResult, base: BaseModel, config: EvalConfig, data: EvalS
     result.f1.append(token_f1(prediction, q.answer))
 
 
+def _questions(config: EvalConfig, data: EvalSet, what: str) -> Iterable[EvalQuestion]:
+    if not config.progress:
+        return data.questions
+    from tqdm import tqdm
+
+    return tqdm(data.questions, desc=f"{data.scenario} {what}", unit="q", leave=False)
+
+
 def answer_without_memory(base: BaseModel, config: EvalConfig, data: EvalSet, _store: Any) -> ModeResult:
     """B0 on ``data``: every question answered with an empty memory block (``_store`` is ignored)."""
     result = ModeResult()
-    for q in data.questions:
+    for q in _questions(config, data, "no memory"):
         _answer(result, base, config, data, q, "", time.perf_counter())
     return result
 
@@ -238,7 +251,7 @@ def answer_without_memory(base: BaseModel, config: EvalConfig, data: EvalSet, _s
 def answer_with_memory(base: BaseModel, config: EvalConfig, data: EvalSet, store: Any) -> ModeResult:
     """B1 on ``data``: ``store.search`` (``learn=False``), packed into the memory block, then decoded."""
     result = ModeResult()
-    for q in data.questions:
+    for q in _questions(config, data, "memory on"):
         started = time.perf_counter()
         hits = store.search(q.question, k=config.k, learn=False)
         room = _room(base, config, data, q)
@@ -254,7 +267,7 @@ def answer_with_memory(base: BaseModel, config: EvalConfig, data: EvalSet, store
 
 def _run_full_context(base: BaseModel, config: EvalConfig, data: EvalSet, transcript: Transcript) -> ModeResult:
     result = ModeResult()
-    for q in data.questions:
+    for q in _questions(config, data, "full context"):
         started = time.perf_counter()
         block, kept = transcript.block(_room(base, config, data, q))
         _answer(result, base, config, data, q, block, started)
